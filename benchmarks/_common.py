@@ -1,0 +1,29 @@
+"""Helpers shared by the benchmark scripts (run in either virtual environment: numpy/anndata only)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024 if sys.platform != "darwin" else kib / 2**20
+
+
+@contextmanager
+def stage(timings: dict, name: str):
+    t0 = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def write_json(path: str | Path, obj: dict) -> None:
+    Path(path).write_text(json.dumps(obj, indent=1))

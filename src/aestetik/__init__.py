@@ -1,0 +1,7 @@
+"""AESTETIK: multimodal spatial domains from expression, morphology and neighbourhoods."""
+
+__version__ = "0.1.0"
+
+from . import datasets, nn, pp, tl
+
+__all__ = ["__version__", "datasets", "nn", "pp", "tl"]

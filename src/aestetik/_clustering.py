@@ -1,0 +1,187 @@
+"""Clustering back ends shared by the pseudo-labels of ``tl.embed`` and by ``tl.cluster`` (numpy only)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+logger = logging.getLogger("aestetik")
+
+ClusterMethod = Literal["bgm", "kmeans", "leiden", "louvain"]
+CLUSTER_METHODS: tuple[str, ...] = ("bgm", "kmeans", "leiden", "louvain")
+
+
+def check_method(method: str) -> None:
+    """Raise ``ValueError`` for an unknown clustering method."""
+    if method not in CLUSTER_METHODS:
+        raise ValueError(f"Unknown clustering method {method!r}; choose one of {list(CLUSTER_METHODS)}")
+
+
+def fit_clusters(
+    x: np.ndarray,
+    n_clusters: int,
+    *,
+    method: str = "bgm",
+    random_state: int = 0,
+    resolution: float | None = None,
+    n_init: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Cluster the rows of ``x``.
+
+    Parameters
+    ----------
+    x
+        ``(N, d)`` data.
+    n_clusters
+        Number of clusters (for graph methods: the target of the resolution search).
+    method
+        ``"bgm"``: Bayesian Gaussian mixture, tied covariance, random init, up to 1000
+        iterations, 10 inits (METHOD step 3); ``"kmeans"``; ``"leiden"``, ``"louvain"``
+        on a 15-nearest-neighbour graph.
+    random_state
+        Seed.
+    resolution
+        Graph methods only: use this resolution instead of searching one that gives ``n_clusters``.
+    n_init
+        Restarts of ``bgm`` (default 10) or ``kmeans`` (default 10).
+
+    Returns
+    -------
+    labels
+        ``(N,)`` int labels, renumbered ``0..k-1`` by decreasing cluster size.
+    proba
+        ``(N,)`` probability of the assigned cluster (``bgm`` only), else ``None``.
+    info
+        Details worth recording (e.g. the resolution search).
+    """
+    check_method(method)
+    x = np.asarray(x, dtype=np.float64)
+    info: dict = {}
+    proba = None
+    if method == "bgm":
+        from sklearn.mixture import BayesianGaussianMixture
+
+        bgm = BayesianGaussianMixture(
+            n_components=n_clusters,
+            covariance_type="tied",
+            init_params="random",
+            max_iter=1000,
+            n_init=10 if n_init is None else n_init,
+            random_state=random_state,
+        ).fit(x)
+        p = bgm.predict_proba(x)
+        labels = p.argmax(axis=1)
+        proba = p.max(axis=1)
+        info["converged"] = bool(bgm.converged_)
+    elif method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        labels = KMeans(
+            n_clusters=n_clusters, n_init=10 if n_init is None else n_init, random_state=random_state
+        ).fit_predict(x)
+    else:
+        labels, info = _graph_clusters(x, n_clusters, method=method, random_state=random_state, resolution=resolution)
+    return _renumber(labels), proba, info
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Labels ``0..k-1`` by decreasing size (ties by first label), so that they do not depend on internal ids."""
+    uniq, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    order = np.lexsort((uniq, -counts))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse].astype(np.int64)
+
+
+def _knn_graph(x: np.ndarray, n_neighbors: int = 15):
+    import igraph as ig
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(n_neighbors, len(x) - 1)
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(x)
+    _, idx = nn.kneighbors(x)
+    src = np.repeat(np.arange(len(x)), k)
+    dst = idx[:, 1:].ravel()
+    edges = np.unique(np.sort(np.stack([src, dst], axis=1), axis=1), axis=0)
+    return ig.Graph(n=len(x), edges=edges.tolist(), directed=False)
+
+
+def _graph_partition(graph, method: str, resolution: float, random_state: int) -> np.ndarray:
+    import random
+
+    import igraph as ig
+
+    ig.set_random_number_generator(random.Random(random_state))
+    if method == "leiden":
+        part = graph.community_leiden(objective_function="modularity", resolution=resolution, n_iterations=-1)
+    else:
+        part = graph.community_multilevel(resolution=resolution)
+    return np.asarray(part.membership)
+
+
+def _graph_clusters(
+    x: np.ndarray, n_clusters: int, *, method: str, random_state: int, resolution: float | None
+) -> tuple[np.ndarray, dict]:
+    graph = _knn_graph(x)
+    if resolution is not None:
+        labels = _graph_partition(graph, method, resolution, random_state)
+        return labels, {"resolution": float(resolution), "n_found": int(labels.max() + 1)}
+    # Bisection on the resolution: the number of communities grows with it.
+    lo, hi = 0.01, 5.0
+    tried: list[tuple[float, int]] = []
+    best: tuple[int, float, np.ndarray] | None = None
+    for _ in range(30):
+        res = 0.5 * (lo + hi)
+        labels = _graph_partition(graph, method, res, random_state)
+        k = int(labels.max() + 1)
+        tried.append((round(res, 5), k))
+        if best is None or abs(k - n_clusters) < best[0]:
+            best = (abs(k - n_clusters), res, labels)
+        if k == n_clusters:
+            break
+        if k < n_clusters:
+            lo = res
+        else:
+            hi = res
+    assert best is not None
+    if best[0] != 0:
+        raise ValueError(
+            f"{method} found no resolution giving {n_clusters} clusters (closest: "
+            f"{n_clusters + best[0]} or {n_clusters - best[0]}); pass `resolution` or use method='bgm'"
+        )
+    search = {"resolution": np.array([r for r, _ in tried]), "n_clusters": np.array([k for _, k in tried])}
+    return best[2], {"resolution": float(best[1]), "search": search}
+
+
+def refine_labels(
+    labels: np.ndarray,
+    coords: np.ndarray,
+    *,
+    proba: np.ndarray | None = None,
+    samples: np.ndarray | None = None,
+    n_neighbors: int = 10,
+    min_proba: float = 0.9,
+) -> np.ndarray:
+    """Spatial refinement by a k-nearest-neighbour vote (METHOD step 10).
+
+    Within each sample, a kNN classifier on the coordinates is trained on the spots
+    whose cluster probability exceeds ``min_proba`` (all spots when ``proba`` is
+    ``None``) and relabels every spot of the sample.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    labels = np.asarray(labels)
+    out = labels.copy()
+    samples = np.zeros(len(labels), dtype=np.int64) if samples is None else np.asarray(samples)
+    for s in np.unique(samples):
+        in_sample = np.flatnonzero(samples == s)
+        train = in_sample if proba is None else in_sample[proba[in_sample] > min_proba]
+        if len(train) < n_neighbors or np.unique(labels[train]).size < 2:
+            logger.info("sample %s: too few confident spots for spatial refinement; labels kept", s)
+            continue
+        knn = KNeighborsClassifier(n_neighbors=n_neighbors, weights="uniform", algorithm="brute")
+        knn.fit(coords[train], labels[train])
+        out[in_sample] = knn.predict(coords[in_sample])
+    return out

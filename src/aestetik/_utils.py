@@ -1,0 +1,107 @@
+"""The AnnData boundary: reading and validating inputs, writing results."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+logger = logging.getLogger("aestetik")
+
+#: Column pairs accepted as integer lattice coordinates, in order of preference.
+LATTICE_KEYS: tuple[tuple[str, str], ...] = (("array_row", "array_col"), ("x_array", "y_array"))
+
+
+def resolve_lattice_keys(adata: AnnData, coord_keys: Sequence[str] | None) -> tuple[str, str]:
+    """The two ``obs`` columns holding the lattice coordinates."""
+    if coord_keys is not None:
+        keys = tuple(coord_keys)
+        if len(keys) != 2:
+            raise ValueError(f"coord_keys must name two obs columns, got {coord_keys!r}")
+        missing = [k for k in keys if k not in adata.obs]
+        if missing:
+            raise KeyError(f"Lattice coordinate column(s) {missing} not found in adata.obs")
+        return keys  # type: ignore[return-value]
+    for keys in LATTICE_KEYS:
+        if all(k in adata.obs for k in keys):
+            return keys
+    raise KeyError(
+        "No lattice coordinates in adata.obs: expected integer columns 'array_row'/'array_col' "
+        "(Visium) or 'x_array'/'y_array'. For imaging data with continuous coordinates, run "
+        "`aestetik.pp.lattice(adata)` first, or pass `coord_keys`."
+    )
+
+
+def lattice_coordinates(
+    adata: AnnData, coord_keys: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+    """Integer lattice coordinates ``(rows, cols)`` of every spot, validated."""
+    keys = resolve_lattice_keys(adata, coord_keys)
+    out = []
+    for k in keys:
+        col = adata.obs[k]
+        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+            raise TypeError(f"adata.obs[{k!r}] must be numeric lattice coordinates, got dtype {col.dtype}")
+        v = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"adata.obs[{k!r}] has {int((~np.isfinite(v)).sum())} NaN/inf coordinate(s)")
+        if np.any(v != np.round(v)):
+            raise ValueError(
+                f"adata.obs[{k!r}] has non-integer coordinates (e.g. {v[v != np.round(v)][0]}); "
+                "map continuous coordinates with `aestetik.pp.lattice` first"
+            )
+        out.append(v.astype(np.int64))
+    return out[0], out[1], keys
+
+
+def sample_codes(adata: AnnData, library_key: str | None) -> np.ndarray:
+    """Integer code of every spot's sample (all zero without ``library_key``)."""
+    if library_key is None:
+        return np.zeros(adata.n_obs, dtype=np.int64)
+    if library_key not in adata.obs:
+        raise KeyError(f"library_key {library_key!r} not found in adata.obs")
+    col = adata.obs[library_key]
+    if col.isna().any():
+        raise ValueError(f"adata.obs[{library_key!r}] has missing sample labels")
+    return pd.Categorical(col).codes.astype(np.int64)
+
+
+def obsm_features(adata: AnnData, key: str, *, what: str = "features") -> np.ndarray:
+    """``adata.obsm[key]`` as a finite float32 2-D array."""
+    if key not in adata.obsm:
+        raise KeyError(f"{what} key {key!r} not found in adata.obsm (available: {list(adata.obsm.keys())})")
+    x = adata.obsm[key]
+    if hasattr(x, "toarray"):
+        x = x.toarray()
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] != adata.n_obs:
+        raise ValueError(f"adata.obsm[{key!r}] must be a 2-D (n_obs, d) array, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise TypeError(f"adata.obsm[{key!r}] must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise ValueError(
+            f"adata.obsm[{key!r}] has {int(bad.sum())} NaN/inf value(s) in {int(bad.any(1).sum())} spot(s)"
+        )
+    return x
+
+
+def minmax_scale(x: np.ndarray) -> np.ndarray:
+    """Scale every column to ``[0, 1]`` (constant columns become 0), as METHOD step 5."""
+    lo = x.min(axis=0, keepdims=True)
+    span = x.max(axis=0, keepdims=True) - lo
+    span[span == 0] = 1.0
+    return ((x - lo) / span).astype(np.float32)
+
+
+def check_int(name: str, value: object, *, minimum: int) -> int:
+    """An integer option ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

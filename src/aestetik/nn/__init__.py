@@ -1,0 +1,26 @@
+"""Pure-torch building blocks of AESTETIK (no AnnData here)."""
+
+from ._callbacks import BestWeights, LossHistory
+from ._data import AestetikDataModule
+from ._grid import NeighbourhoodGrid, fill_missing_with_median, neighbour_index
+from ._inference import mc_dropout_embedding
+from ._lightning import LOSS_TERMS, AestetikModule
+from ._loss import multi_triplet_loss, sample_triplets
+from ._module import AestetikAutoencoder, EnsembleDecoder, EnsembleEncoder
+
+__all__ = [
+    "LOSS_TERMS",
+    "AestetikAutoencoder",
+    "AestetikDataModule",
+    "AestetikModule",
+    "BestWeights",
+    "EnsembleDecoder",
+    "EnsembleEncoder",
+    "LossHistory",
+    "NeighbourhoodGrid",
+    "fill_missing_with_median",
+    "mc_dropout_embedding",
+    "multi_triplet_loss",
+    "neighbour_index",
+    "sample_triplets",
+]

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scanpy as sc
+from anndata import AnnData
+from scipy import sparse
+
+from aestetik._utils import check_int
+
+logger = logging.getLogger("aestetik")
+
+
+def _counts(adata: AnnData, layer: str | None):
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(f"layer {layer!r} not found in adata.layers (available: {list(adata.layers.keys())})")
+        x = adata.layers[layer]
+    else:
+        x = adata.X
+        if x is None:
+            raise KeyError("adata.X is empty; pass the layer that holds raw counts with `layer=`")
+    values = x.data if sparse.issparse(x) else np.asarray(x)
+    if values.size and not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"{f'adata.layers[{layer!r}]' if layer else 'adata.X'} has NaN/inf values; raw counts expected"
+        )
+    if values.size and (values.min() < 0 or np.any(values != np.round(values))):
+        raise ValueError(
+            f"{f'adata.layers[{layer!r}]' if layer else 'adata.X'} does not hold raw counts (negative or "
+            "non-integer values); pass the raw-count layer with `layer=`"
+        )
+    return x
+
+
+def transcriptomics(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    n_comps: int = 15,
+    min_cells: int = 10,
+    min_variance_norm: float = 1.0,
+    target_sum: float = 1e4,
+    max_value: float = 10.0,
+    key_added: str = "X_pca_transcriptomics",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Expression features of AESTETIK (METHOD step 1) from raw counts.
+
+    Genes seen in fewer than ``min_cells`` spots are dropped; highly variable genes
+    are chosen with scanpy's ``seurat_v3`` flavour on the counts, keeping those whose
+    normalised variance is at least ``min_variance_norm``; the counts are normalised
+    to ``target_sum`` per spot, log1p-transformed, scaled (clipped at ``max_value``)
+    and reduced by PCA. All of this runs on a private copy of the counts: ``adata.X``
+    and the layers are never modified.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with raw counts (sparse or dense) in ``X`` or ``layers[layer]``.
+    layer
+        Layer with the raw counts; ``None`` uses ``X``.
+    n_comps
+        Number of principal components.
+    min_cells
+        Minimum number of spots in which a gene must be detected.
+    min_variance_norm
+        Keep genes whose ``seurat_v3`` normalised variance is at least this.
+    target_sum
+        Total counts per spot after normalisation.
+    max_value
+        Clip value after scaling to unit variance.
+    key_added
+        ``obsm`` key of the result; the parameters go to ``uns[key_added.removeprefix("X_")]``
+        and the selected genes to ``var[f"{key}_genes"]``.
+    random_state
+        Seed of the PCA solver.
+    copy
+        Return a modified copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None``, or the copy when ``copy=True``. Writes ``obsm[key_added]`` (``(n_obs, n_comps)``),
+    ``var[f"{key}_genes"]`` and ``uns[key]["params"]`` with ``key = key_added.removeprefix("X_")``.
+
+    Examples
+    --------
+    >>> import aestetik as ae
+    >>> adata = ae.datasets.synthetic(n_spots=300)
+    >>> ae.pp.transcriptomics(adata)
+    >>> adata.obsm["X_pca_transcriptomics"].shape
+    (300, 15)
+    """
+    n_comps = check_int("n_comps", n_comps, minimum=1)
+    min_cells = check_int("min_cells", min_cells, minimum=0)
+    counts = _counts(adata, layer)
+    if adata.n_obs <= n_comps:
+        raise ValueError(f"n_comps={n_comps} needs more than {n_comps} spots, got {adata.n_obs}")
+
+    tmp = AnnData(X=counts.copy() if sparse.issparse(counts) else np.array(counts, copy=True))
+    tmp.X = tmp.X.astype(np.float32)
+    tmp.obs_names = adata.obs_names
+    tmp.var_names = adata.var_names
+    keep_cells = np.asarray((tmp.X > 0).sum(axis=0)).ravel() >= min_cells
+    tmp = tmp[:, keep_cells].copy()
+    if tmp.n_vars == 0:
+        raise ValueError(f"No gene is detected in at least min_cells={min_cells} spots")
+    sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=tmp.n_vars)
+    selected = tmp.var["variances_norm"].to_numpy() >= min_variance_norm
+    n_genes = int(selected.sum())
+    if n_genes <= n_comps:
+        raise ValueError(
+            f"Only {n_genes} genes have a normalised variance >= {min_variance_norm}; "
+            f"lower `min_variance_norm` or `n_comps` (={n_comps})"
+        )
+    tmp = tmp[:, selected].copy()
+    sc.pp.normalize_total(tmp, target_sum=target_sum)
+    sc.pp.log1p(tmp)
+    if sparse.issparse(tmp.X):  # scaling centres the data, hence densifies it anyway
+        tmp.X = tmp.X.toarray()
+    sc.pp.scale(tmp, max_value=max_value)
+    sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
+
+    adata = adata.copy() if copy else adata
+    key = key_added.removeprefix("X_")
+    adata.obsm[key_added] = np.asarray(tmp.obsm["X_pca"], dtype=np.float32)
+    genes = np.zeros(adata.n_vars, dtype=bool)
+    genes[np.flatnonzero(keep_cells)[selected]] = True
+    adata.var[f"{key}_genes"] = genes
+    adata.uns[key] = {
+        "params": {
+            "layer": layer,
+            "n_comps": n_comps,
+            "min_cells": min_cells,
+            "min_variance_norm": min_variance_norm,
+            "target_sum": target_sum,
+            "max_value": max_value,
+            "random_state": random_state,
+        },
+        "n_genes": n_genes,
+        "variance_ratio": np.asarray(tmp.uns["pca"]["variance_ratio"]),
+    }
+    logger.info(
+        "added obsm[%r] (%d PCs of %d genes), var[%r], uns[%r]", key_added, n_comps, n_genes, f"{key}_genes", key
+    )
+    return adata if copy else None

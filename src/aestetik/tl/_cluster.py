@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from aestetik._clustering import check_method, fit_clusters, refine_labels
+from aestetik._utils import LATTICE_KEYS, check_int, obsm_features, sample_codes
+
+logger = logging.getLogger("aestetik")
+
+
+def _refinement_coordinates(adata: AnnData, spatial_key: str | None) -> tuple[np.ndarray, str]:
+    if spatial_key is not None:
+        if spatial_key in adata.obsm:
+            return np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2], f"obsm[{spatial_key!r}]"
+        raise KeyError(f"spatial_key {spatial_key!r} not found in adata.obsm")
+    if "spatial" in adata.obsm:
+        return np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2], "obsm['spatial']"
+    for keys in LATTICE_KEYS:
+        if all(k in adata.obs for k in keys):
+            return adata.obs[list(keys)].to_numpy(dtype=np.float64), f"obs{list(keys)}"
+    raise KeyError("No spatial coordinates for refinement: no array_row/array_col in obs and no obsm['spatial']")
+
+
+def cluster(
+    adata: AnnData,
+    n_clusters: int = 7,
+    *,
+    method: str = "bgm",
+    refine: bool = True,
+    n_neighbors: int = 10,
+    min_proba: float = 0.9,
+    use_rep: str = "X_aestetik",
+    library_key: str | None = None,
+    spatial_key: str | None = None,
+    resolution: float | None = None,
+    key_added: str = "aestetik_clusters",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Spatial domains from an embedding (METHOD step 10).
+
+    Clusters ``obsm[use_rep]`` into ``n_clusters`` domains and, with ``refine``,
+    relabels every spot by a vote of its ``n_neighbors`` nearest spots within its
+    sample, trained on the spots whose cluster probability exceeds ``min_proba``
+    (all spots for methods without probabilities).
+
+    Parameters
+    ----------
+    adata
+        Annotated data with an embedding in ``obsm[use_rep]``.
+    n_clusters
+        Number of domains.
+    method
+        ``"bgm"`` (Bayesian Gaussian mixture, tied covariance), ``"kmeans"``, ``"leiden"``
+        or ``"louvain"`` (resolution searched until ``n_clusters`` are found, unless ``resolution``).
+    refine
+        Apply the spatial kNN refinement.
+    n_neighbors
+        Neighbours of the refinement vote.
+    min_proba
+        Confidence needed to take part in the vote (``bgm`` only).
+    use_rep
+        ``obsm`` key to cluster, e.g. ``"X_aestetik"`` or ``"X_pca_transcriptomics"``.
+    library_key
+        ``obs`` column of the sample; refinement stays within a sample.
+    spatial_key
+        ``obsm`` key of the coordinates for refinement; default ``obsm["spatial"]`` (physical
+        positions: on Visium's hexagonal lattice the array coordinates are not isotropic),
+        else the lattice coordinates (``array_row``/``array_col``).
+    resolution
+        Fixed resolution for ``leiden``/``louvain``.
+    key_added
+        ``obs`` column of the domains; the probability goes to ``obs[f"{key_added}_proba"]``
+        (``bgm``) and the parameters to ``uns[key_added]``.
+    random_state
+        Seed.
+    copy
+        Return a modified copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or the copy.
+
+    Examples
+    --------
+    >>> import aestetik as ae
+    >>> adata = ae.datasets.synthetic(n_spots=300)
+    >>> ae.pp.transcriptomics(adata)
+    >>> ae.tl.cluster(adata, 3, use_rep="X_pca_transcriptomics")
+    >>> adata.obs["aestetik_clusters"].cat.categories.size
+    3
+    """
+    check_method(method)
+    x = obsm_features(adata, use_rep, what="use_rep")
+    n_clusters = check_int("n_clusters", n_clusters, minimum=2)
+    if n_clusters > adata.n_obs:
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of spots ({adata.n_obs})")
+    n_neighbors = check_int("n_neighbors", n_neighbors, minimum=1)
+    samples = sample_codes(adata, library_key)
+    coords, coord_source = _refinement_coordinates(adata, spatial_key) if refine else (None, None)
+
+    labels, proba, info = fit_clusters(x, n_clusters, method=method, random_state=random_state, resolution=resolution)
+    if refine:
+        labels = refine_labels(
+            labels, coords, proba=proba, samples=samples, n_neighbors=n_neighbors, min_proba=min_proba
+        )
+
+    adata = adata.copy() if copy else adata
+    adata.obs[key_added] = pd.Categorical(labels.astype(str), categories=[str(i) for i in np.unique(labels)])
+    if proba is not None:
+        adata.obs[f"{key_added}_proba"] = proba
+    adata.uns[key_added] = {
+        "params": {
+            "n_clusters": n_clusters,
+            "method": method,
+            "refine": refine,
+            "n_neighbors": n_neighbors,
+            "min_proba": min_proba,
+            "use_rep": use_rep,
+            "library_key": library_key,
+            "spatial_key": spatial_key,
+            "resolution": resolution,
+            "random_state": random_state,
+        },
+        **({"refinement_coordinates": coord_source} if refine else {}),
+        **{k: v for k, v in info.items() if k in ("resolution", "search", "converged")},
+    }
+    logger.info("added obs[%r] (%d domains) and uns[%r]", key_added, len(np.unique(labels)), key_added)
+    return adata if copy else None

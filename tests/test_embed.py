@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from lightning.pytorch.callbacks import Callback
+from sklearn.metrics import adjusted_rand_score
+
+import aestetik as ae
+from aestetik.nn import LOSS_TERMS
+
+from .conftest import FAST
+
+
+def test_embed_writes_results(adata):
+    ae.tl.embed(adata, **FAST)
+    emb = adata.obsm["X_aestetik"]
+    assert emb.shape == (adata.n_obs, 16) and emb.dtype == np.float32
+    assert np.isfinite(emb).all() and emb.std(0).min() > 0
+    uns = adata.uns["aestetik"]
+    assert uns["params"]["n_clusters"] == 3 and uns["params"]["random_state"] == 0
+    assert uns["params"]["morphology_weight"] == 0.0  # no morphology features: expression only
+    for term in LOSS_TERMS:
+        assert len(uns["history"][term]) == 2
+    assert uns["history"]["rec_morphology"].sum() == 0
+    assert uns["weights"] == {"expression": 3.0, "morphology": 0.0}
+    sizes = uns["pseudo_label_sizes"]["expression"]
+    assert sizes.sum() == adata.n_obs and len(sizes) == 3
+    assert set(uns["timings"]) >= {"grid", "pseudo_labels", "training", "inference"}
+
+
+def test_same_seed_same_embedding_bit_for_bit(adata):
+    a, b, c = adata.copy(), adata.copy(), adata.copy()
+    ae.tl.embed(a, random_state=7, **FAST)
+    ae.tl.embed(b, random_state=7, **FAST)
+    ae.tl.embed(c, random_state=8, **FAST)
+    np.testing.assert_array_equal(a.obsm["X_aestetik"], b.obsm["X_aestetik"])
+    assert not np.array_equal(a.obsm["X_aestetik"], c.obsm["X_aestetik"])
+
+
+def test_copy_leaves_input_untouched(adata):
+    before = (set(adata.obsm), set(adata.uns), set(adata.obs.columns))
+    out = ae.tl.embed(adata, copy=True, key_added="X_custom", **FAST)
+    assert (set(adata.obsm), set(adata.uns), set(adata.obs.columns)) == before
+    assert out.obsm["X_custom"].shape == (adata.n_obs, 16)
+    assert "custom" in out.uns
+    assert ae.tl.embed(adata, **FAST) is None
+
+
+def test_no_files_written(adata, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ae.tl.embed(adata, validation_fraction=0.2, **FAST)
+    assert os.listdir(tmp_path) == []
+
+
+def test_trainer_kwargs_pass_through(adata):
+    class Count(Callback):
+        epochs = 0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            Count.epochs += 1
+
+    ae.tl.embed(adata, trainer_kwargs={"callbacks": [Count()], "max_epochs": 3, "accelerator": "cpu"}, **FAST)
+    assert Count.epochs == 3
+    assert len(adata.uns["aestetik"]["history"]["loss"]) == 3
+
+
+def test_validation_split_early_stopping(adata):
+    kw = FAST | {"max_epochs": 40}
+    ae.tl.embed(adata, validation_fraction=0.25, early_stopping_patience=1, **kw)
+    uns = adata.uns["aestetik"]
+    assert "val_loss" in uns["history"]
+    assert 0 <= uns["best_epoch"] < len(uns["history"]["loss"])
+    assert len(uns["history"]["val_loss"]) == len(uns["history"]["loss"])
+
+
+def test_morphology_modality(adata):
+    rng = np.random.default_rng(0)
+    domain = adata.obs["ground_truth"].cat.codes.to_numpy()
+    adata.obsm["X_pca_morphology"] = rng.normal(size=(adata.n_obs, 5)) + domain[:, None]
+    ae.tl.embed(adata, morphology_weight=1.0, **FAST)
+    uns = adata.uns["aestetik"]
+    assert uns["weights"] == {"expression": 2.0, "morphology": 1.0}
+    assert uns["history"]["rec_morphology"].min() > 0
+    assert uns["history"]["triplet_morphology"].min() > 0
+    assert 2 <= len(uns["pseudo_label_sizes"]["morphology"]) <= 3
+
+
+def test_collapsed_modality_gets_weight_zero(adata):
+    adata.obsm["X_pca_morphology"] = np.zeros((adata.n_obs, 2))
+    ae.tl.embed(adata, morphology_weight=1.0, **FAST)
+    assert adata.uns["aestetik"]["weights"]["morphology"] == 0.0
+
+
+def test_several_samples():
+    adata = ae.datasets.synthetic(n_spots=150, n_samples=2)
+    ae.pp.transcriptomics(adata)
+    ae.tl.embed(adata, library_key="sample", **FAST)  # same coordinates in both samples
+    assert adata.obsm["X_aestetik"].shape == (300, 16)
+    with pytest.raises(ValueError, match="share lattice coordinates"):
+        ae.tl.embed(adata, **FAST)
+
+
+def test_x_array_y_array_coordinates(adata):
+    adata.obs["x_array"] = adata.obs.pop("array_row")
+    adata.obs["y_array"] = adata.obs.pop("array_col")
+    ae.tl.embed(adata, **FAST)
+    assert adata.uns["aestetik"]["params"]["coord_keys"] == ["x_array", "y_array"]
+
+
+def test_recovers_synthetic_domains():
+    """A slide with a known answer: AESTETIK's domains match the ground truth and beat expression alone."""
+    adata = ae.datasets.synthetic(n_spots=400, random_state=0)
+    ae.pp.transcriptomics(adata)
+    ae.tl.embed(adata, n_clusters=5, max_epochs=40, show_progress_bar=False)
+    ae.tl.cluster(adata, 5, refine=False)
+    ae.tl.cluster(adata, 5, refine=False, use_rep="X_pca_transcriptomics", key_added="expr")
+    ari = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["aestetik_clusters"])
+    ari_expr = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["expr"])
+    assert ari > 0.85
+    assert ari > ari_expr

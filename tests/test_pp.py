@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+from scipy import sparse
+
+import aestetik as ae
+from aestetik.nn import neighbour_index
+
+from .conftest import shared_file
+
+
+def test_transcriptomics_outputs_and_keeps_x():
+    adata = ae.datasets.synthetic(n_spots=200)
+    x_before = adata.X.copy()
+    ae.pp.transcriptomics(adata, n_comps=10, key_added="X_expr")
+    assert adata.obsm["X_expr"].shape == (200, 10)
+    assert (adata.X != x_before).nnz == 0
+    assert adata.uns["expr"]["params"]["n_comps"] == 10
+    n_genes = adata.uns["expr"]["n_genes"]
+    assert adata.var["expr_genes"].sum() == n_genes and 10 < n_genes <= adata.n_vars
+
+
+def test_transcriptomics_sparse_equals_dense():
+    a = ae.datasets.synthetic(n_spots=200)
+    b = a.copy()
+    b.X = b.X.toarray()
+    ae.pp.transcriptomics(a)
+    ae.pp.transcriptomics(b)
+    np.testing.assert_allclose(np.abs(a.obsm["X_pca_transcriptomics"]), np.abs(b.obsm["X_pca_transcriptomics"]), atol=1e-3)
+
+
+def test_transcriptomics_layer_and_copy():
+    a = ae.datasets.synthetic(n_spots=200)
+    a.layers["counts"] = a.X.copy()
+    a.X = sparse.csr_matrix(a.X.astype(np.float32) / 3)  # normalised-looking X
+    out = ae.pp.transcriptomics(a, layer="counts", copy=True)
+    assert "X_pca_transcriptomics" not in a.obsm
+    assert out.obsm["X_pca_transcriptomics"].shape == (200, 15)
+
+
+def test_lattice_unique_and_close():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 300, size=(500, 2))
+    a = ad.AnnData(np.ones((500, 1)), obsm={"spatial": xy})
+    ae.pp.lattice(a)
+    rows, cols = a.obs["array_row"].to_numpy(), a.obs["array_col"].to_numpy()
+    assert len(set(zip(rows, cols, strict=True))) == 500  # unique positions
+    b = a.uns["aestetik_lattice"]["bin_size"]["0"]
+    pos = (xy - xy.min(0)) / b
+    err = np.hypot(pos[:, 1] - (rows + 0.5), pos[:, 0] - (cols + 0.5))
+    assert np.median(err) < 0.75 and err.max() < 4
+    neighbour_index(rows, cols, 7)  # usable as a lattice
+
+
+def test_lattice_per_sample_and_errors():
+    xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 0.0], [10.0, 0.0]])
+    a = ad.AnnData(np.ones((4, 1)), obs={"s": ["a", "a", "b", "b"]}, obsm={"spatial": xy})
+    ae.pp.lattice(a, library_key="s")
+    assert a.obs["array_col"].tolist() == [0, 1, 0, 1]
+    with pytest.raises(KeyError, match="nope"):
+        ae.pp.lattice(a, spatial_key="nope")
+    with pytest.raises(ValueError, match="bin_size"):
+        ae.pp.lattice(a, bin_size=-1)
+
+
+def test_lattice_on_starmap():
+    a = ad.read_h5ad(shared_file("starmap_mpfc_BZ5.h5ad"))
+    ae.pp.lattice(a)
+    rows, cols = a.obs["array_row"].to_numpy(), a.obs["array_col"].to_numpy()
+    assert len(set(zip(rows, cols, strict=True))) == a.n_obs
+    idx = neighbour_index(rows, cols, 7)
+    # about one cell per lattice cell: a 7x7 window holds a good number of neighbours
+    assert 5 < np.median((idx >= 0).sum(1)) < 49

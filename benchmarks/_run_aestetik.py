@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 import warnings
 
 import anndata as ad
 import numpy as np
 import torch
+from _common import peak_rss_mib, stage, write_json
 
 import aestetik as ae
 from aestetik.nn import NeighbourhoodGrid, neighbour_index
-
-from _common import peak_rss_mib, stage, write_json
 
 warnings.filterwarnings("ignore")
 logging.getLogger("aestetik").setLevel(logging.WARNING)

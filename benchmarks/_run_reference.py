@@ -9,12 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import time
 import warnings
 
 import anndata as ad
 import numpy as np
-
 from _common import peak_rss_mib, stage, write_json
 
 warnings.filterwarnings("ignore")
@@ -32,13 +30,12 @@ out, emb_path, data = (os.path.abspath(x) for x in (args.out, args.emb, args.dat
 os.makedirs(args.workdir, exist_ok=True)
 os.chdir(args.workdir)
 
+import aestetik.utils.utils_data as ref_data  # noqa: E402
 import torch  # noqa: E402
+from aestetik.utils.utils_transcriptomics import preprocess_adata  # noqa: E402
 from lightning.pytorch import Trainer  # noqa: E402
 
-import aestetik.AESTETIK as ref_model  # noqa: E402
-import aestetik.utils.utils_data as ref_data  # noqa: E402
 from aestetik import AESTETIK  # noqa: E402
-from aestetik.utils.utils_transcriptomics import preprocess_adata  # noqa: E402
 
 logging.getLogger("lightning").setLevel(logging.WARNING)
 t: dict = {}

@@ -45,7 +45,9 @@ def run(cmd: list[str], log: Path) -> None:
 
 
 def common_clustering(adata: ad.AnnData, emb: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
-    a = ad.AnnData(obs=adata.obs[["array_row", "array_col"]].copy(), obsm={"spatial": adata.obsm["spatial"], "emb": emb})
+    a = ad.AnnData(
+        obs=adata.obs[["array_row", "array_col"]].copy(), obsm={"spatial": adata.obsm["spatial"], "emb": emb}
+    )
     ae.tl.cluster(a, n_clusters, method="bgm", refine=True, use_rep="emb", random_state=seed)
     return a.obs["aestetik_clusters"].to_numpy()
 
@@ -74,7 +76,10 @@ def main() -> None:
                 else:
                     cmd = [sys.executable, "_run_aestetik.py", args.data]
                 print(f"seed {seed}: running {tool}", flush=True)
-                run([*cmd, "--seed", str(seed), "--out", str(out), "--emb", str(emb)], res / f"{name}_{tool}_seed{seed}.log")
+                run(
+                    [*cmd, "--seed", str(seed), "--out", str(out), "--emb", str(emb)],
+                    res / f"{name}_{tool}_seed{seed}.log",
+                )
             runs[tool][seed] = json.loads(out.read_text()) | {"embedding": np.load(emb)}
 
     adata = ad.read_h5ad(args.data)
@@ -97,17 +102,25 @@ def main() -> None:
     for s in STAGES:
         r, o = med("reference", s), med("ours", s)
         print(f"{s:<16}{r:>12.3f}{o:>12.3f}{r / o:>9.1f}x")
-    print(f"{'grid (index)':<16}{'':>12}{med('ours', 'grid_index'):>12.4f}{med('reference', 'grid') / med('ours', 'grid_index'):>9.0f}x")
+    print(
+        f"{'grid (index)':<16}{'':>12}{med('ours', 'grid_index'):>12.4f}{med('reference', 'grid') / med('ours', 'grid_index'):>9.0f}x"
+    )
     mr = statistics.median(r["peak_rss_mib"] for r in runs["reference"].values())
     mo = statistics.median(r["peak_rss_mib"] for r in runs["ours"].values())
     print(f"{'peak RSS (MiB)':<16}{mr:>12.0f}{mo:>12.0f}{mr / mo:>9.2f}x")
     print("\nARI / NMI on annotated spots, same clustering (bgm + kNN refinement) on both embeddings:")
     for tool in runs:
         a, n = scores[tool]["ari"], scores[tool]["nmi"]
-        print(f"  {tool:<10} ARI per seed {[round(x, 3) for x in a]}  median {statistics.median(a):.3f}   "
-              f"NMI median {statistics.median(n):.3f}")
-    print(f"  reference with its own clustering (array-coordinate refinement): ARI median {statistics.median(ref_own):.3f}")
-    print(f"\nARI ratio ours / reference (medians): {statistics.median(scores['ours']['ari']) / statistics.median(scores['reference']['ari']):.2f}")
+        print(
+            f"  {tool:<10} ARI per seed {[round(x, 3) for x in a]}  median {statistics.median(a):.3f}   "
+            f"NMI median {statistics.median(n):.3f}"
+        )
+    print(
+        f"  reference with its own clustering (array-coordinate refinement): ARI median {statistics.median(ref_own):.3f}"
+    )
+    print(
+        f"\nARI ratio ours / reference (medians): {statistics.median(scores['ours']['ari']) / statistics.median(scores['reference']['ari']):.2f}"
+    )
 
 
 if __name__ == "__main__":

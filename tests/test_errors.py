@@ -64,7 +64,12 @@ def duplicate_first(v):
 
 
 CASES = {
-    "missing expression features": (lambda a: a.obsm.pop("X_pca_transcriptomics"), {}, KeyError, "X_pca_transcriptomics"),
+    "missing expression features": (
+        lambda a: a.obsm.pop("X_pca_transcriptomics"),
+        {},
+        KeyError,
+        "X_pca_transcriptomics",
+    ),
     "missing coordinates": (drop_obs(["array_row", "array_col"]), {}, KeyError, "array_row"),
     "NaN coordinate": (set_obs("array_row", nan_first), {}, ValueError, "NaN"),
     "non-integer coordinate": (set_obs("array_col", half_first), {}, ValueError, "non-integer"),
@@ -74,7 +79,12 @@ CASES = {
         ValueError,
         "share lattice coordinates",
     ),
-    "NaN features": (set_obsm("X_pca_transcriptomics", lambda x: np.where(np.arange(x.shape[0])[:, None] == 3, np.nan, x)), {}, ValueError, "NaN"),
+    "NaN features": (
+        set_obsm("X_pca_transcriptomics", lambda x: np.where(np.arange(x.shape[0])[:, None] == 3, np.nan, x)),
+        {},
+        ValueError,
+        "NaN",
+    ),
     "inf features": (set_obsm("X_pca_transcriptomics", lambda x: np.where(x > 2, np.inf, x)), {}, ValueError, "inf"),
     "fewer spots than clusters": (None, {"n_clusters": 1000}, ValueError, "n_clusters"),
     "even window": (None, {"window_size": 6}, ValueError, "odd"),

@@ -97,3 +97,29 @@ def test_triplet_loss_zero_when_clusters_far_apart():
     assert float(multi_triplet_loss(z, labels, 2)) == 0.0
     z_bad = torch.cat([torch.full((5, 2), 10.0), torch.zeros(5, 2)])[torch.tensor([0, 5, 1, 6, 2, 7, 3, 8, 4, 9])]
     assert float(multi_triplet_loss(z_bad, labels, 2)) > 0.0
+
+
+@pytest.mark.parametrize("w", [5, 7, 9])
+def test_fast_conv_batchnorm_matches_modules(w):
+    """The patch-covariance BatchNorm equals Conv2d + BatchNorm2d: values, gradients, running stats."""
+    torch.manual_seed(0)
+    fast = EnsembleEncoder(4, w, latent_dim=5, hidden_channels=6)
+    slow = EnsembleEncoder(4, w, latent_dim=5, hidden_channels=6)
+    slow.load_state_dict(fast.state_dict())
+    x = torch.rand(33, 4, w, w)
+    crop = fast.crop
+    for _ in range(2):  # training mode, twice, to compare running statistics
+        a = fast.pre_dropout(x)
+        b = slow.norm(slow.conv(x))[:, :, :crop, :crop]
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        (a * torch.arange(a.numel()).reshape(a.shape).sin()).sum().backward()
+        (b * torch.arange(b.numel()).reshape(b.shape).sin()).sum().backward()
+        for (name, pf), ps in zip(fast.named_parameters(), slow.parameters(), strict=True):
+            if name == "conv.bias":  # cancels in BatchNorm: both gradients are zero up to rounding
+                assert pf.grad.abs().max() < 1e-3 and ps.grad.abs().max() < 1e-3
+            elif pf.grad is not None or ps.grad is not None:
+                torch.testing.assert_close(pf.grad, ps.grad, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(fast.norm.running_mean, slow.norm.running_mean)
+    torch.testing.assert_close(fast.norm.running_var, slow.norm.running_var, rtol=1e-4, atol=1e-5)
+    fast.eval(), slow.eval()
+    torch.testing.assert_close(fast.pre_dropout(x), slow.norm(slow.conv(x))[:, :, :crop, :crop], rtol=1e-4, atol=1e-4)

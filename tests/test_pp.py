@@ -28,7 +28,9 @@ def test_transcriptomics_sparse_equals_dense():
     b.X = b.X.toarray()
     ae.pp.transcriptomics(a)
     ae.pp.transcriptomics(b)
-    np.testing.assert_allclose(np.abs(a.obsm["X_pca_transcriptomics"]), np.abs(b.obsm["X_pca_transcriptomics"]), atol=1e-3)
+    np.testing.assert_allclose(
+        np.abs(a.obsm["X_pca_transcriptomics"]), np.abs(b.obsm["X_pca_transcriptomics"]), atol=1e-3
+    )
 
 
 def test_transcriptomics_layer_and_copy():

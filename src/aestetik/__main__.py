@@ -40,7 +40,9 @@ def _demo(args: argparse.Namespace) -> int:
     ae.tl.embed(adata, n_clusters=n_clusters, max_epochs=args.max_epochs, random_state=args.seed)
     logger.info("[3/4] spatial domains (aestetik.tl.cluster)")
     ae.tl.cluster(adata, n_clusters, random_state=args.seed)
-    ae.tl.cluster(adata, n_clusters, use_rep="X_pca_transcriptomics", key_added="expression_clusters", random_state=args.seed)
+    ae.tl.cluster(
+        adata, n_clusters, use_rep="X_pca_transcriptomics", key_added="expression_clusters", random_state=args.seed
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,9 @@ def ensemble_median(x: torch.Tensor, dim: int) -> torch.Tensor:
         return x.squeeze(dim)
     if m == 2:
         return x.amin(dim=dim)
-    if m == 3:  # the default ensemble: sum minus the extremes, much cheaper than a sort
-        return x.sum(dim=dim) - x.amax(dim=dim) - x.amin(dim=dim)
+    if m == 3:  # the default ensemble: max(min(a, b), min(max(a, b), c)), much cheaper than a sort
+        a, b, c = x.unbind(dim)
+        return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
     return x.sort(dim=dim, stable=True).values.select(dim, (m - 1) // 2)
 
 
@@ -102,10 +103,42 @@ class EnsembleEncoder(nn.Module):
     def pre_dropout(self, x: torch.Tensor) -> torch.Tensor:
         """``BN(Conv(x))`` on the part the pooling reads: the deterministic part before dropout.
 
-        Batch statistics still use the whole convolution output; dropout, ReLU and
-        pooling then skip the rows and columns that the pooling never reads.
+        Same values, gradients and running statistics as ``self.norm(self.conv(x))``
+        cropped to the rows and columns that max-pooling reads, computed without the
+        rest of the convolution: the batch mean and variance of a convolution output
+        channel are linear and quadratic in its filter, ``w @ mean(u) + b`` and
+        ``w @ cov(u) @ w``, where ``u`` are the input patches. The patch covariance
+        costs one small matrix product, and the input needs no gradient.
         """
-        return self.norm(self.conv(x))[:, :, : self.crop, : self.crop]
+        if type(self.norm) is not nn.BatchNorm2d or x.requires_grad:  # e.g. SyncBatchNorm under DDP
+            return self.norm(self.conv(x))[:, :, : self.crop, : self.crop]
+        k, crop = self.kernel_size, self.crop
+        b = x.shape[0]
+        side = x.shape[-1] - k + 1
+        patches = F.unfold(x, k)  # (B, C*k*k, side*side), row-major positions
+        weight = self.conv.weight.flatten(1)  # (M*H, C*k*k)
+        used = patches.view(b, -1, side, side)[:, :, :crop, :crop].reshape(b, patches.shape[1], crop * crop)
+        y = torch.matmul(weight, used) + self.conv.bias[:, None]  # (B, M*H, crop*crop)
+        bn = self.norm
+        if bn.training or not bn.track_running_stats:
+            n = b * side * side
+            u = patches.transpose(1, 2).reshape(n, -1)
+            mu = u.mean(0)
+            uc = u - mu
+            cov = (uc.T @ uc) / n
+            mean = weight @ mu + self.conv.bias
+            var = ((weight @ cov) * weight).sum(1)  # biased, as BatchNorm normalises with
+            if bn.training and bn.track_running_stats:
+                with torch.no_grad():
+                    bn.num_batches_tracked.add_(1)
+                    m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+                    bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                    bn.running_var.mul_(1 - m).add_(var.detach() * (n / max(n - 1, 1)), alpha=m)
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        scale = torch.rsqrt(var + bn.eps) * bn.weight
+        out = (y - mean[:, None]) * scale[:, None] + bn.bias[:, None]
+        return out.view(b, -1, crop, crop)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Per-member latent codes ``(B, M, latent)`` from post-dropout activations."""

@@ -339,7 +339,7 @@ def embed(
 
     # ---- Monte-Carlo dropout inference (METHOD step 9), in spot order --------------------
     t0 = time.perf_counter()
-    device = module.device if module.device.type != "meta" else torch.device("cpu")
+    device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fitting
     embedding = mc_dropout_embedding(
         module.model,
         datamodule.grid,

@@ -37,7 +37,8 @@ def _one_sample(
     fold_change: float,
     spot_distance: float,
     scalef: float,
-) -> tuple[sparse.csr_matrix, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    with_image: bool = True,
+) -> tuple[sparse.csr_matrix, pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray]:
     n_cols = max(2, int(round(np.sqrt(n_spots * np.sqrt(3) / 2))))
     n_rows = int(np.ceil(n_spots / n_cols))
     r, c = np.meshgrid(np.arange(n_rows), np.arange(n_cols), indexing="ij")
@@ -61,6 +62,9 @@ def _one_sample(
     theta = 5.0
     counts = rng.poisson(rng.gamma(shape=theta, scale=mu / theta)).astype(np.int32)
 
+    obs = pd.DataFrame({"array_row": rows, "array_col": cols, "in_tissue": 1, "domain": domain})
+    if not with_image:
+        return sparse.csr_matrix(counts), obs, np.stack([x, y], axis=1), None, log_fc
     # H&E-like image at "hires" scale: colour and nuclei density per domain.
     h, w = int(np.ceil(height * scalef)), int(np.ceil(width * scalef))
     py, px = np.mgrid[0:h, 0:w]
@@ -71,8 +75,6 @@ def _one_sample(
     nuclei = rng.random((h, w)) < _NUCLEI[pix_domain % len(_NUCLEI)]
     img[nuclei] = [70, 40, 110]
     img = np.clip(img, 0, 255).astype(np.uint8)
-
-    obs = pd.DataFrame({"array_row": rows, "array_col": cols, "in_tissue": 1, "domain": domain})
     return sparse.csr_matrix(counts), obs, np.stack([x, y], axis=1), img, log_fc
 
 
@@ -84,6 +86,7 @@ def synthetic(
     n_markers: int = 20,
     fold_change: float = 2.5,
     n_samples: int = 1,
+    with_image: bool = True,
     random_state: int = 0,
 ) -> AnnData:
     """A Visium-like synthetic slide with layered domains, counts and an H&E-like image.
@@ -109,6 +112,8 @@ def synthetic(
         Expression fold change of a domain's markers.
     n_samples
         Number of slides, stacked with ``obs["sample"]``; each has its own image.
+    with_image
+        Draw the H&E-like image (skip it for large slides used only for expression).
     random_state
         Seed.
 
@@ -138,14 +143,16 @@ def synthetic(
     blocks, obs, coords, spatial = [], [], [], {}
     for s in range(n_samples):
         lib = "synthetic" if n_samples == 1 else f"synthetic_{s}"
-        x, o, xy, img, _ = _one_sample(rng, n_spots, n_genes, n_domains, n_markers, fold_change, spot_distance, scalef)
+        x, o, xy, img, _ = _one_sample(
+            rng, n_spots, n_genes, n_domains, n_markers, fold_change, spot_distance, scalef, with_image
+        )
         o["sample"] = lib
         o.index = [f"{lib}_spot{i}" for i in range(len(o))]
         blocks.append(x)
         obs.append(o)
         coords.append(xy)
         spatial[lib] = {
-            "images": {"hires": img, "lowres": img[::4, ::4].copy()},
+            "images": {} if img is None else {"hires": img, "lowres": img[::4, ::4].copy()},
             "scalefactors": {
                 "tissue_hires_scalef": scalef,
                 "tissue_lowres_scalef": scalef / 4,

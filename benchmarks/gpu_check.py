@@ -12,7 +12,6 @@ import time
 import warnings
 
 import anndata as ad
-import numpy as np
 import torch
 from sklearn.metrics import adjusted_rand_score
 

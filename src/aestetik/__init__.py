@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from . import datasets, nn, pp, tl
+from . import datasets, nn, pl, pp, tl
 
-__all__ = ["__version__", "datasets", "nn", "pp", "tl"]
+__all__ = ["__version__", "datasets", "nn", "pl", "pp", "tl"]

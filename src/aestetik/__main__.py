@@ -55,20 +55,14 @@ def _demo(args: argparse.Namespace) -> int:
             score = adjusted_rand_score(adata.obs[truth][lab].astype(str), adata.obs[c][lab].astype(str))
             print(f"ARI {c:<22} {score:.3f}")
     logger.info("[4/4] figure and h5ad")
-    xy = adata.obsm["spatial"]
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 4), squeeze=False)
-    for ax, c in zip(axes[0], cols, strict=True):
-        codes = adata.obs[c].astype("category").cat.codes
-        ax.scatter(xy[:, 0], xy[:, 1], c=codes, cmap="tab10", s=8)
-        ax.set_title(c)
-        ax.set_aspect("equal")
-        ax.invert_yaxis()
-        ax.axis("off")
-    fig.tight_layout()
+    fig = ae.pl.spatial(adata, color=cols, reference=truth, return_fig=True)
+    loss_fig = ae.pl.loss(adata, return_fig=True)
     fig_path, h5_path = out / "aestetik_demo.png", out / "aestetik_demo.h5ad"
-    fig.savefig(fig_path, dpi=110)
+    fig.savefig(fig_path, dpi=110, bbox_inches="tight")
+    loss_fig.savefig(out / "aestetik_loss.png", dpi=110, bbox_inches="tight")
+    plt.close("all")
     adata.write_h5ad(h5_path)
-    print(f"wrote {fig_path} and {h5_path} in {time.perf_counter() - t0:.0f} s")
+    print(f"wrote {fig_path}, {out / 'aestetik_loss.png'} and {h5_path} in {time.perf_counter() - t0:.0f} s")
     return 0
 
 

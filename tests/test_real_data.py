@@ -1,0 +1,43 @@
+"""Real annotated data from ../shared/data (skipped where it is absent); marked slow."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import aestetik as ae
+
+from .conftest import shared_file
+
+pytestmark = pytest.mark.slow
+
+
+def test_dlpfc_151673_expression_only():
+    """METHOD defaults (window 7, 7 clusters, expression only) on LIBD DLPFC 151673.
+
+    The reference aestetik==0.3.1 reaches 0.46-0.48 here (benchmarks/bench_reference.py).
+    """
+    adata = ad.read_h5ad(shared_file("dlpfc_151673.h5ad"))
+    lab = adata.obs["is_labelled"].to_numpy(bool)
+    ae.pp.transcriptomics(adata)
+    ae.tl.embed(adata, n_clusters=7, morphology_weight=0.0, show_progress_bar=False)
+    ae.tl.cluster(adata, 7)
+    ae.tl.cluster(adata, 7, use_rep="X_pca_transcriptomics", key_added="expr")
+    truth = adata.obs["ground_truth"][lab]
+    ari = adjusted_rand_score(truth, adata.obs["aestetik_clusters"][lab])
+    ari_expr = adjusted_rand_score(truth, adata.obs["expr"][lab])
+    assert ari > 0.44
+    assert ari > ari_expr + 0.05
+
+
+def test_starmap_through_the_lattice():
+    adata = ad.read_h5ad(shared_file("starmap_mpfc_BZ5.h5ad"))
+    k = adata.obs["ground_truth"].nunique()
+    ae.pp.lattice(adata)
+    ae.pp.transcriptomics(adata)
+    ae.tl.embed(adata, n_clusters=k, morphology_weight=0.0, show_progress_bar=False)
+    ae.tl.cluster(adata, k)
+    ari = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["aestetik_clusters"])
+    assert np.isfinite(ari) and ari > 0.3

@@ -75,3 +75,14 @@ def test_lattice_on_starmap():
     idx = neighbour_index(rows, cols, 7)
     # about one cell per lattice cell: a 7x7 window holds a good number of neighbours
     assert 5 < np.median((idx >= 0).sum(1)) < 49
+
+
+def test_suggest_n_clusters_finds_the_synthetic_domains():
+    adata = ae.datasets.synthetic(n_spots=400, fold_change=4.0)
+    ae.pp.transcriptomics(adata)
+    k = ae.tl.suggest_n_clusters(adata, use_rep="X_pca_transcriptomics", k_range=range(2, 9))
+    assert k == 5
+    scores = adata.uns["aestetik_n_clusters"]["scores"]
+    assert list(scores["k"]) == list(range(2, 9)) and np.isfinite(scores["bic"]).all()
+    with pytest.raises(ValueError, match="criterion"):
+        ae.tl.suggest_n_clusters(adata, use_rep="X_pca_transcriptomics", criterion="aic")

@@ -110,18 +110,20 @@ def transcriptomics(
     sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=tmp.n_vars)
     selected = tmp.var["variances_norm"].to_numpy() >= min_variance_norm
     n_genes = int(selected.sum())
-    if n_genes <= n_comps:
+    if n_genes < 2:
         raise ValueError(
-            f"Only {n_genes} genes have a normalised variance >= {min_variance_norm}; "
-            f"lower `min_variance_norm` or `n_comps` (={n_comps})"
+            f"Only {n_genes} gene(s) have a normalised variance >= {min_variance_norm}; lower `min_variance_norm`"
         )
+    if n_genes <= n_comps:  # small targeted panels (imaging-based data)
+        logger.warning("only %d genes selected: using %d principal components instead of %d", n_genes, n_genes - 1, n_comps)
+    n_used = min(n_comps, n_genes - 1)
     tmp = tmp[:, selected].copy()
     sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
     if sparse.issparse(tmp.X):  # scaling centres the data, hence densifies it anyway
         tmp.X = tmp.X.toarray()
     sc.pp.scale(tmp, max_value=max_value)
-    sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
+    sc.pp.pca(tmp, n_comps=n_used, random_state=random_state)
 
     adata = adata.copy() if copy else adata
     key = key_added.removeprefix("X_")
@@ -140,9 +142,10 @@ def transcriptomics(
             "random_state": random_state,
         },
         "n_genes": n_genes,
+        "n_comps": n_used,
         "variance_ratio": np.asarray(tmp.uns["pca"]["variance_ratio"]),
     }
     logger.info(
-        "added obsm[%r] (%d PCs of %d genes), var[%r], uns[%r]", key_added, n_comps, n_genes, f"{key}_genes", key
+        "added obsm[%r] (%d PCs of %d genes), var[%r], uns[%r]", key_added, n_used, n_genes, f"{key}_genes", key
     )
     return adata if copy else None

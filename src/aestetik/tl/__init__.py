@@ -2,5 +2,6 @@
 
 from ._cluster import cluster
 from ._embed import embed
+from ._suggest import suggest_n_clusters
 
-__all__ = ["cluster", "embed"]
+__all__ = ["cluster", "embed", "suggest_n_clusters"]

@@ -55,7 +55,7 @@ class AestetikModule(L.LightningModule):
         morphology_weight: float,
         rec_alpha: float = 1.0,
         triplet_alpha: float = 1.0,
-        n_repeats: int = 1,
+        n_repeats: int = 3,
         margin: float = 1.0,
         lr: float = 1e-3,
         weight_decay: float = 1e-6,

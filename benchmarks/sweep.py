@@ -42,12 +42,22 @@ def main() -> None:
         aris, t0 = [], time.perf_counter()
         for seed in args.seeds:
             a = adata.copy()
-            ae.tl.embed(a, n_clusters=k, morphology_weight=0.0, random_state=seed, show_progress_bar=False,
-                        trainer_kwargs=json.loads(args.trainer), **kw)
+            ae.tl.embed(
+                a,
+                n_clusters=k,
+                morphology_weight=0.0,
+                random_state=seed,
+                show_progress_bar=False,
+                trainer_kwargs=json.loads(args.trainer),
+                **kw,
+            )
             ae.tl.cluster(a, k, random_state=seed, **refine_kw)
             aris.append(adjusted_rand_score(truth, a.obs["aestetik_clusters"].astype(str).to_numpy()[lab]))
-        print(f"{name:<14} median ARI {statistics.median(aris):.3f}  mean {statistics.mean(aris):.3f}  "
-              f"per seed {[round(x, 3) for x in aris]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{name:<14} median ARI {statistics.median(aris):.3f}  mean {statistics.mean(aris):.3f}  "
+            f"per seed {[round(x, 3) for x in aris]}  ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -123,3 +123,19 @@ def test_fast_conv_batchnorm_matches_modules(w):
     torch.testing.assert_close(fast.norm.running_var, slow.norm.running_var, rtol=1e-4, atol=1e-5)
     fast.eval(), slow.eval()
     torch.testing.assert_close(fast.pre_dropout(x), slow.norm(slow.conv(x))[:, :, :crop, :crop], rtol=1e-4, atol=1e-4)
+
+
+def test_recalibrated_batchnorm_holds_population_statistics():
+    from aestetik.nn import NeighbourhoodGrid, neighbour_index, recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    r, c = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    feats = torch.rand(64, 3)
+    grid = NeighbourhoodGrid(feats, torch.from_numpy(neighbour_index(r.ravel(), c.ravel(), 7)))
+    model = AestetikAutoencoder(3, 7)
+    model.encoder.norm.running_mean.fill_(5.0)  # stale statistics
+    recalibrate_batchnorm(model, grid, batch_size=64, device="cpu")
+    h = model.encoder.conv(grid(torch.arange(64)))
+    torch.testing.assert_close(model.encoder.norm.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.encoder.norm.running_var, h.var((0, 2, 3)), rtol=1e-3, atol=1e-5)
+    assert model.encoder.norm.momentum == 0.1

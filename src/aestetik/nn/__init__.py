@@ -3,7 +3,7 @@
 from ._callbacks import BestWeights, LossHistory
 from ._data import AestetikDataModule
 from ._grid import NeighbourhoodGrid, fill_missing_with_median, neighbour_index
-from ._inference import mc_dropout_embedding
+from ._inference import mc_dropout_embedding, recalibrate_batchnorm
 from ._lightning import LOSS_TERMS, AestetikModule
 from ._loss import multi_triplet_loss, sample_triplets
 from ._module import AestetikAutoencoder, EnsembleDecoder, EnsembleEncoder
@@ -22,5 +22,6 @@ __all__ = [
     "mc_dropout_embedding",
     "multi_triplet_loss",
     "neighbour_index",
+    "recalibrate_batchnorm",
     "sample_triplets",
 ]

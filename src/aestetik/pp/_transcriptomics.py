@@ -115,7 +115,9 @@ def transcriptomics(
             f"Only {n_genes} gene(s) have a normalised variance >= {min_variance_norm}; lower `min_variance_norm`"
         )
     if n_genes <= n_comps:  # small targeted panels (imaging-based data)
-        logger.warning("only %d genes selected: using %d principal components instead of %d", n_genes, n_genes - 1, n_comps)
+        logger.warning(
+            "only %d genes selected: using %d principal components instead of %d", n_genes, n_genes - 1, n_comps
+        )
     n_used = min(n_comps, n_genes - 1)
     tmp = tmp[:, selected].copy()
     sc.pp.normalize_total(tmp, target_sum=target_sum)

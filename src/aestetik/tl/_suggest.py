@@ -80,7 +80,13 @@ def suggest_n_clusters(
     scores = pd.DataFrame(rows)
     best = int(scores.loc[scores["silhouette"].idxmax() if criterion == "silhouette" else scores["bic"].idxmin(), "k"])
     adata.uns[key_added] = {
-        "params": {"use_rep": use_rep, "k_range": ks, "criterion": criterion, "max_spots": max_spots, "random_state": random_state},
+        "params": {
+            "use_rep": use_rep,
+            "k_range": ks,
+            "criterion": criterion,
+            "max_spots": max_spots,
+            "random_state": random_state,
+        },
         "scores": {c: scores[c].to_numpy() for c in scores.columns},
         "suggested": best,
     }

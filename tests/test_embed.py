@@ -121,3 +121,9 @@ def test_recovers_synthetic_domains():
     ari_expr = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["expr"])
     assert ari > 0.85
     assert ari > ari_expr
+
+
+def test_mixed_precision_passes_through(adata):
+    ae.tl.embed(adata, trainer_kwargs={"precision": "bf16-mixed", "accelerator": "cpu"}, **FAST)
+    emb = adata.obsm["X_aestetik"]
+    assert np.isfinite(emb).all() and emb.std(0).min() > 0

@@ -122,12 +122,15 @@ class EnsembleEncoder(nn.Module):
         bn = self.norm
         if bn.training or not bn.track_running_stats:
             n = b * side * side
-            u = patches.transpose(1, 2).reshape(n, -1)
-            mu = u.mean(0)
-            uc = u - mu
-            cov = (uc.T @ uc) / n
-            mean = weight @ mu + self.conv.bias
-            var = ((weight @ cov) * weight).sum(1)  # biased, as BatchNorm normalises with
+            # statistics in float32 even under mixed precision: a covariance of many rows
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                u = patches.transpose(1, 2).reshape(n, -1).float()
+                mu = u.mean(0)
+                uc = u - mu
+                cov = (uc.T @ uc) / n
+                w32 = weight.float()
+                mean = w32 @ mu + self.conv.bias.float()
+                var = ((w32 @ cov) * w32).sum(1)  # biased, as BatchNorm normalises with
             if bn.training and bn.track_running_stats:
                 with torch.no_grad():
                     bn.num_batches_tracked.add_(1)

@@ -86,3 +86,15 @@ def test_suggest_n_clusters_finds_the_synthetic_domains():
     assert list(scores["k"]) == list(range(2, 9)) and np.isfinite(scores["bic"]).all()
     with pytest.raises(ValueError, match="criterion"):
         ae.tl.suggest_n_clusters(adata, use_rep="X_pca_transcriptomics", criterion="aic")
+
+
+def test_gene_selection_on_request_and_for_large_panels():
+    a = ae.datasets.synthetic(n_spots=200)
+    ae.pp.transcriptomics(a)  # 200 genes: a targeted panel, all kept
+    assert a.uns["pca_transcriptomics"]["n_genes"] == a.n_vars
+    ae.pp.transcriptomics(a, select_genes=True)  # seurat_v3 normalised variance >= 1
+    assert 15 < a.uns["pca_transcriptomics"]["n_genes"] < a.n_vars
+    big = ae.datasets.synthetic(n_spots=200, n_genes=1200)
+    ae.pp.transcriptomics(big)
+    assert big.uns["pca_transcriptomics"]["params"]["select_genes"] is True
+    assert big.uns["pca_transcriptomics"]["n_genes"] < 1200

@@ -39,6 +39,16 @@ def _matched_colors(labels: pd.Series, reference: pd.Series, ref_colors: dict[st
     return out
 
 
+def _finish(fig: Figure, axes: Any, *, own_figure: bool, show: bool | None, return_fig: bool) -> Any:
+    """The scanpy convention: the figure with ``return_fig``, ``None`` after showing, else the axes."""
+    if return_fig:
+        return fig
+    if show or (show is None and own_figure):
+        plt.show()
+        return None
+    return axes
+
+
 def _image_key(adata: AnnData, library_id: str | None, img_key: str | None) -> tuple[str | None, str | None]:
     spatial_uns = adata.uns.get("spatial", {})
     if not spatial_uns:
@@ -210,12 +220,7 @@ def spatial(
             a.set_aspect("equal")
             if not a.yaxis_inverted():
                 a.invert_yaxis()
-    if return_fig:
-        return fig
-    if show or (show is None and ax is None):
-        plt.show()
-        return None
-    return axes[0] if len(axes) == 1 else axes
+    return _finish(fig, axes[0] if len(axes) == 1 else axes, own_figure=ax is None, show=show, return_fig=return_fig)
 
 
 def loss(
@@ -281,9 +286,4 @@ def loss(
         ax.set_yscale("log")
     ax.legend(frameon=False, fontsize="small")
     ax.set_title(f"{key}: training curves")
-    if return_fig:
-        return fig
-    if show or (show is None and own_axes):
-        plt.show()
-        return None
-    return ax
+    return _finish(fig, ax, own_figure=own_axes, show=show, return_fig=return_fig)

@@ -139,3 +139,13 @@ def test_recalibrated_batchnorm_holds_population_statistics():
     torch.testing.assert_close(model.encoder.norm.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(model.encoder.norm.running_var, h.var((0, 2, 3)), rtol=1e-3, atol=1e-5)
     assert model.encoder.norm.momentum == 0.1
+
+
+def test_sample_triplets_absent_last_cluster_stays_in_bounds():
+    # the last cluster is absent from the batch (a mini-batch, or pseudo-labels re-estimated
+    # with fewer clusters): its start is past the batch end and must not be indexed
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    pos, neg, usable = sample_triplets(labels, 4, n_repeats=2)
+    assert int(pos.max()) < 5 and int(neg.max()) < 5
+    assert usable.sum(1).tolist() == [2] * 5
+    assert torch.isfinite(multi_triplet_loss(torch.randn(5, 3), labels, 4))

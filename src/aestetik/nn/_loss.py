@@ -49,7 +49,8 @@ def sample_triplets(
         u = torch.rand(cluster.shape, device=device, generator=generator)
         n = counts[cluster]
         pick = (u * n).long().clamp(max=(n - 1).clamp(min=0))
-        return order[starts[cluster] + pick]
+        # an empty cluster (masked out below) may start past the end of the batch
+        return order[(starts[cluster] + pick).clamp(max=b - 1)]
 
     s = (n_clusters - 1) * n_repeats
     pos = draw(labels[:, None].expand(b, s))

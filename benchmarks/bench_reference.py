@@ -62,6 +62,7 @@ def main() -> None:
     args = p.parse_args()
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
+    args.data = str(Path(args.data).resolve())
     name = Path(args.data).stem
 
     runs: dict[str, dict[int, dict]] = {"reference": {}, "ours": {}}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -87,8 +89,9 @@ def synthetic(
     fold_change: float = 2.5,
     n_samples: int = 1,
     with_image: bool = True,
+    as_spatialdata: bool = False,
     random_state: int = 0,
-) -> AnnData:
+) -> AnnData | Any:
     """A Visium-like synthetic slide with layered domains, counts and an H&E-like image.
 
     Spots sit on Visium's hexagonal lattice (``array_row + array_col`` even). The
@@ -114,11 +117,17 @@ def synthetic(
         Number of slides, stacked with ``obs["sample"]``; each has its own image.
     with_image
         Draw the H&E-like image (skip it for large slides used only for expression).
+    as_spatialdata
+        Return a ``spatialdata.SpatialData`` object instead (one sample with its image):
+        the image ``"synthetic_hires"`` (3 levels, ``c, y, x``), the spot circles
+        ``"synthetic_spots"`` and the ``"table"`` annotating them (``obs["region"]``,
+        ``obs["spot_id"]``), all in a ``"global"`` coordinate system in full-resolution pixels.
     random_state
         Seed.
 
     Returns
     -------
+    (or the SpatialData object described above, whose table is this AnnData)
     AnnData with raw counts in ``X`` (CSR, int32), ``obs`` ``array_row``, ``array_col``,
     ``in_tissue``, ``ground_truth`` (categorical), ``sample``; ``obsm["spatial"]``
     (full-resolution pixels, x then y) and ``uns["spatial"]`` with ``hires`` and ``lowres``
@@ -134,6 +143,8 @@ def synthetic(
         uns: 'spatial'
         obsm: 'spatial'
     """
+    if as_spatialdata and (n_samples != 1 or not with_image):
+        raise ValueError("as_spatialdata=True makes one sample with its image: use n_samples=1, with_image=True")
     if n_domains < 1 or n_domains > n_spots:
         raise ValueError(f"n_domains must be in [1, n_spots], got {n_domains}")
     if n_markers > n_genes:
@@ -173,4 +184,40 @@ def synthetic(
         obsm={"spatial": np.concatenate(coords)},
         uns={"spatial": spatial},
     )
-    return adata
+    return _to_spatialdata(adata) if as_spatialdata else adata
+
+
+def _to_spatialdata(adata: AnnData) -> Any:
+    """The one-sample synthetic slide as SpatialData: multiscale image, spot circles, annotating table."""
+    import geopandas as gpd
+    import spatialdata as sd
+    from shapely.geometry import Point
+    from spatialdata.models import Image2DModel, ShapesModel, TableModel
+    from spatialdata.transformations import Identity, Scale
+
+    lib = next(iter(adata.uns["spatial"]))
+    entry = adata.uns["spatial"][lib]
+    sf = entry["scalefactors"]
+    scalef = sf["tissue_hires_scalef"]
+    image = Image2DModel.parse(
+        np.moveaxis(entry["images"]["hires"], -1, 0),
+        dims=("c", "y", "x"),
+        c_coords=["r", "g", "b"],
+        scale_factors=[2, 2],
+        transformations={"global": Scale([1 / scalef, 1 / scalef], axes=("x", "y"))},
+    )
+    xy = adata.obsm["spatial"]
+    spots = ShapesModel.parse(
+        gpd.GeoDataFrame(
+            {"radius": np.full(adata.n_obs, sf["spot_diameter_fullres"] / 2)},
+            geometry=[Point(x, y) for x, y in xy],
+            index=pd.RangeIndex(adata.n_obs),
+        ),
+        transformations={"global": Identity()},
+    )
+    table = adata.copy()
+    del table.uns["spatial"]
+    table.obs["region"] = pd.Categorical([f"{lib}_spots"] * adata.n_obs)
+    table.obs["spot_id"] = np.arange(adata.n_obs)
+    table = TableModel.parse(table, region=f"{lib}_spots", region_key="region", instance_key="spot_id")
+    return sd.SpatialData(images={f"{lib}_hires": image}, shapes={f"{lib}_spots": spots}, tables={"table": table})

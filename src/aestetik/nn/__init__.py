@@ -1,8 +1,9 @@
 """Pure-torch building blocks of AESTETIK (no AnnData here)."""
 
-from ._callbacks import BestWeights, LossHistory
+from ._callbacks import BestWeights, LossHistory, PseudoLabelUpdate
 from ._data import AestetikDataModule
 from ._grid import NeighbourhoodGrid, fill_missing_with_median, neighbour_index
+from ._image import HistologyFeatures, torchvision_encoder
 from ._inference import mc_dropout_embedding, recalibrate_batchnorm
 from ._lightning import LOSS_TERMS, AestetikModule
 from ._loss import multi_triplet_loss, sample_triplets
@@ -16,12 +17,15 @@ __all__ = [
     "BestWeights",
     "EnsembleDecoder",
     "EnsembleEncoder",
+    "HistologyFeatures",
     "LossHistory",
     "NeighbourhoodGrid",
+    "PseudoLabelUpdate",
     "fill_missing_with_median",
     "mc_dropout_embedding",
     "multi_triplet_loss",
     "neighbour_index",
     "recalibrate_batchnorm",
     "sample_triplets",
+    "torchvision_encoder",
 ]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["BestWeights", "LossHistory"]
+from ._inference import mc_dropout_embedding
+
+__all__ = ["BestWeights", "LossHistory", "PseudoLabelUpdate"]
 
 
 class LossHistory(Callback):
@@ -57,3 +61,60 @@ class BestWeights(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._state is not None:
             pl_module.load_state_dict(copy.deepcopy(self._state))
+
+
+class PseudoLabelUpdate(Callback):
+    """Self-training: re-estimate the pseudo-labels from the current embedding at given epochs.
+
+    At the end of each epoch in ``epochs`` (1-based: ``10`` means after ten epochs),
+    every spot is encoded (``n_passes`` Monte-Carlo dropout passes), ``relabel`` maps
+    the ``(N, latent)`` embedding to ``N`` integer labels in ``[0, K)``, and those labels
+    replace the pseudo-labels of the modalities in ``columns`` for the remaining epochs.
+
+    Parameters
+    ----------
+    epochs
+        When to update.
+    relabel
+        ``embedding -> labels``; runs on the CPU (e.g. a mixture model).
+    columns
+        Label columns of the data module to replace (0 expression, 1 morphology).
+    n_passes, seed
+        Monte-Carlo dropout passes and seed for the intermediate embedding.
+    """
+
+    def __init__(
+        self,
+        epochs: Sequence[int],
+        relabel: Callable[[np.ndarray], np.ndarray],
+        *,
+        columns: Sequence[int] = (0,),
+        n_passes: int = 10,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.epochs = {int(e) for e in epochs}
+        self.relabel = relabel
+        self.columns = list(columns)
+        self.n_passes = n_passes
+        self.seed = seed
+        self.updated_at: list[int] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch not in self.epochs:
+            return
+        dm = trainer.datamodule
+        embedding = mc_dropout_embedding(
+            pl_module.model,
+            dm.grid,
+            n_passes=self.n_passes,
+            batch_size=min(dm.batch_size, 4096),
+            recalibrate_batch_size=dm.batch_size,
+            device=pl_module.device,
+            seed=self.seed + epoch,
+        )
+        new = torch.as_tensor(np.asarray(self.relabel(embedding)), dtype=torch.long, device=dm.labels.device)
+        for c in self.columns:
+            dm.labels[:, c] = new
+        self.updated_at.append(epoch)

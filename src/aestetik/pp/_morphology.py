@@ -1,0 +1,390 @@
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from anndata import AnnData
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from aestetik._spatialdata import check_data, copy_data, image_levels, is_spatialdata, shape_centres
+from aestetik._utils import check_int
+from aestetik.nn._image import HistologyFeatures, as_encoder, torchvision_encoder
+from aestetik.pp._patches import Level, PatchDataset, choose_level, level_from_array, spatial_order, tiff_levels
+
+logger = logging.getLogger("aestetik")
+
+_SCALE_KEYS = {"hires": "tissue_hires_scalef", "lowres": "tissue_lowres_scalef"}
+
+
+def _as_batch(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _encoder(encoder: Any, weights: Any, input_size: int | None) -> tuple[nn.Module, int, str]:
+    if isinstance(encoder, str):
+        if encoder == "histology":
+            size = input_size or 64
+            return HistologyFeatures(input_size=size), size, "histology"
+        module, size = torchvision_encoder(encoder, weights)
+        return module, input_size or size, encoder
+    return as_encoder(encoder), input_size or 224, type(encoder).__name__
+
+
+def _anndata_source(
+    adata: AnnData,
+    image: Any,
+    library_id: str | None,
+    library_key: str | None,
+    spot_diameter: float | None,
+    spatial_key: str,
+) -> tuple[list[tuple[np.ndarray, list[Level], np.ndarray, np.ndarray, str]], dict]:
+    """Per library: spot positions, image levels, centres and diameters in finest-level pixels."""
+    if spatial_key not in adata.obsm:
+        raise KeyError(f"adata.obsm[{spatial_key!r}] (spot centres in full-resolution pixels, x then y) not found")
+    xy_full = np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
+    if isinstance(image, (str, Path)) and Path(image).suffix.lower() in {".tif", ".tiff", ".svs", ".ome"}:
+        levels = tiff_levels(image)
+        if spot_diameter is None:
+            raise ValueError("pass spot_diameter= (in full-resolution pixels) with an image file")
+        diam = np.full(adata.n_obs, float(spot_diameter))
+        return [(np.arange(adata.n_obs), levels, xy_full, diam, str(image))], {"image": str(image)}
+    if isinstance(image, np.ndarray):
+        lv = level_from_array(image)
+        if spot_diameter is None:
+            raise ValueError("pass spot_diameter= (in full-resolution pixels) with an image array")
+        return [(np.arange(adata.n_obs), [lv], xy_full, np.full(adata.n_obs, float(spot_diameter)), "array")], {
+            "image": "array"
+        }
+    if image is not None and not isinstance(image, str):
+        raise TypeError(f"image must be an image key, a TIFF path or an array, got {type(image).__name__}")
+    spatial = adata.uns.get("spatial")
+    if not isinstance(spatial, dict) or not spatial:
+        raise KeyError(
+            "no image: adata.uns['spatial'] is missing or empty (scanpy layout: uns['spatial'][library_id]"
+            "['images'] and ['scalefactors']); pass image= a TIFF path or an array instead"
+        )
+    if library_key is not None:
+        if library_key not in adata.obs:
+            raise KeyError(f"library_key {library_key!r} not found in adata.obs")
+        lib_of_spot = adata.obs[library_key].astype(str).to_numpy()
+        libraries = list(dict.fromkeys(lib_of_spot))
+    else:
+        if library_id is None:
+            if len(spatial) != 1:
+                raise ValueError(
+                    f"adata.uns['spatial'] has several libraries {list(spatial)}: pass library_id= or library_key="
+                )
+            library_id = next(iter(spatial))
+        libraries = [library_id]
+        lib_of_spot = np.full(adata.n_obs, library_id, dtype=object)
+    out, keys = [], set()
+    for lib in libraries:
+        if lib not in spatial:
+            raise KeyError(f"library id {lib!r} not in adata.uns['spatial'] (available: {list(spatial)})")
+        entry = spatial[lib]
+        images, sf = entry.get("images", {}), entry.get("scalefactors")
+        if not images:
+            raise KeyError(f"adata.uns['spatial'][{lib!r}]['images'] is empty: no image")
+        key = image if image is not None else ("hires" if "hires" in images else next(iter(images)))
+        if key not in images:
+            raise KeyError(
+                f"image key {key!r} not in adata.uns['spatial'][{lib!r}]['images'] (available: {list(images)})"
+            )
+        if sf is None:
+            raise KeyError(f"adata.uns['spatial'][{lib!r}]['scalefactors'] is missing")
+        scale_key = _SCALE_KEYS.get(key, f"tissue_{key}_scalef")
+        if scale_key not in sf:
+            raise KeyError(
+                f"scale factor {scale_key!r} of image {key!r} missing in adata.uns['spatial'][{lib!r}]['scalefactors']"
+            )
+        d = spot_diameter if spot_diameter is not None else sf.get("spot_diameter_fullres")
+        if d is None:
+            raise KeyError(
+                f"'spot_diameter_fullres' missing in adata.uns['spatial'][{lib!r}]['scalefactors']; pass spot_diameter="
+            )
+        spots = np.flatnonzero(lib_of_spot == lib)
+        scale = float(sf[scale_key])
+        lv = level_from_array(np.asarray(images[key]))
+        # express everything in pixels of this image: downsample 1
+        out.append((spots, [lv], xy_full[spots] * scale, np.full(len(spots), float(d) * scale), f"{lib}/{key}"))
+        keys.add(key)
+    return out, {"image": sorted(keys)[0] if len(keys) == 1 else sorted(keys), "library_ids": libraries}
+
+
+def morphology(
+    data: AnnData | Any,
+    *,
+    encoder: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] = "histology",
+    weights: str | Path | None = "imagenet",
+    image: str | Path | np.ndarray | None = None,
+    library_id: str | None = None,
+    library_key: str | None = None,
+    spatial_key: str = "spatial",
+    table_key: str | None = None,
+    image_key: str | None = None,
+    shapes_key: str | None = None,
+    spot_diameter: float | None = None,
+    patch_scale: float = 1.0,
+    input_size: int | None = None,
+    n_comps: int = 15,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device | None = None,
+    key_added: str = "X_pca_morphology",
+    raw_key: str | None = None,
+    random_state: int = 0,
+    show_progress_bar: bool = True,
+    copy: bool = False,
+) -> AnnData | Any | None:
+    """Morphology features of AESTETIK (METHOD step 2) from the H&E image under each spot.
+
+    A square patch of side ``spot_diameter * patch_scale`` (full-resolution pixels) is
+    cut around every spot, converted to the image level at hand, resized to the
+    encoder's ``input_size``, encoded in batches through a torch ``DataLoader`` (on
+    the GPU when there is one), z-scored per feature and reduced by PCA to ``n_comps``
+    components.
+
+    Image sources:
+
+    * **AnnData** (scanpy/squidpy layout): ``uns["spatial"][library_id]["images"][image]``
+      (``"hires"`` when present, else the first image; any key with a
+      ``tissue_{key}_scalef`` scale factor), spot centres in ``obsm[spatial_key]``,
+      ``spot_diameter_fullres`` from the scale factors. Several slides: ``library_key``
+      names the ``obs`` column holding each spot's library id.
+    * ``image=`` **a (pyramidal, OME-)TIFF path**, read lazily through zarr: only
+      the patches are read, from the coarsest level on which a patch still spans
+      ``input_size`` pixels; or an in-memory array. Both need ``spot_diameter``.
+    * **SpatialData**: ``data.images[image_key]`` (multiscale, dask-backed: the level is
+      chosen as for TIFFs, only the patches are computed), the spot shapes annotated by
+      ``data.tables[table_key]`` (Visium circles: their radius gives the diameter),
+      mapped into the image's pixels through the elements' transformations.
+
+    Parts of a patch outside the image are padded with white. Integer images are
+    scaled by their dtype's maximum, float images are taken as ``[0, 1]``; grayscale
+    images are repeated over RGB and the alpha channel of RGBA is dropped.
+
+    Parameters
+    ----------
+    data
+        AnnData, or a ``spatialdata.SpatialData`` object with ``table_key``.
+    encoder
+        ``"histology"`` (default): :class:`aestetik.nn.HistologyFeatures`, 69 colour,
+        stain and texture statistics, no weights to download; a torchvision model
+        name (``"inception_v3"`` as in the paper, ``"resnet50"``, ...; needs
+        ``pip install 'aestetik[vision]'``), its classifier removed; or any
+        ``torch.nn.Module``/callable mapping ``(B, 3, S, S)`` float patches in
+        ``[0, 1]`` to ``(B, D)`` features (e.g. a pathology foundation model you loaded).
+    weights
+        For torchvision names: ``"imagenet"`` (torchvision's pretrained weights,
+        downloaded once when the machine can reach them), a local ``state_dict`` file,
+        or ``None`` (random weights).
+    image
+        AnnData only: the image key in ``uns["spatial"][library_id]["images"]``, a TIFF
+        path or an ``(H, W[, C])`` array in full-resolution pixels.
+    library_id, library_key
+        AnnData only: the library of ``uns["spatial"]`` to use (needed when there are
+        several), or the ``obs`` column giving each spot's library.
+    spatial_key
+        ``obsm`` key of the spot centres (x, y) in full-resolution pixels (AnnData).
+    table_key, image_key, shapes_key
+        SpatialData only: the table to write to, the image element (the only one by
+        default) and the spots' shapes (by default the element the table annotates).
+    spot_diameter
+        Spot diameter in full-resolution pixels; default: ``spot_diameter_fullres`` of
+        the scale factors, or the shapes' radius.
+    patch_scale
+        Patch side as a multiple of the spot diameter.
+    input_size
+        Side of the patches given to the encoder (default: 64 for ``"histology"``, the
+        model's own for torchvision, 224 for your own module).
+    n_comps
+        Principal components kept (15 as in the paper; capped by the number of spots
+        and features).
+    batch_size, num_workers
+        DataLoader settings.
+    device
+        Where the encoder runs; default ``"cuda"`` when available, else the CPU.
+    key_added
+        ``obsm`` key of the PCA features; parameters go to ``uns[key_added.removeprefix("X_")]``.
+    raw_key
+        Also store the encoder's raw features in ``obsm[raw_key]``.
+    random_state
+        Seed of the PCA.
+    show_progress_bar
+        Show a tqdm bar over the batches.
+    copy
+        Return a modified copy instead of writing into ``data``.
+
+    Returns
+    -------
+    ``None``, or the modified copy when ``copy=True``. Writes ``obsm[key_added]``,
+    optionally ``obsm[raw_key]``, and ``uns[key]`` with ``params``, ``variance_ratio``,
+    ``n_features`` and ``timings`` (``key = key_added.removeprefix("X_")``); for
+    SpatialData, into ``data.tables[table_key]``.
+
+    Examples
+    --------
+    >>> import aestetik as ae
+    >>> adata = ae.datasets.synthetic(n_spots=300)
+    >>> ae.pp.morphology(adata, show_progress_bar=False)
+    >>> adata.obsm["X_pca_morphology"].shape
+    (300, 15)
+    """
+    t_start = time.perf_counter()
+    table = check_data(data, table_key)
+    n_comps = check_int("n_comps", n_comps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if not patch_scale > 0:
+        raise ValueError(f"patch_scale must be positive, got {patch_scale}")
+    if spot_diameter is not None and not spot_diameter > 0:
+        raise ValueError(f"spot_diameter must be positive, got {spot_diameter}")
+    if input_size is not None:
+        input_size = check_int("input_size", input_size, minimum=1)
+    if table.n_obs < 2:
+        raise ValueError(f"need at least 2 spots, got {table.n_obs}")
+
+    # ---- where each spot's patch is (validated before any encoding) ------------------------
+    if is_spatialdata(data):
+        if image is not None or library_id is not None or library_key is not None:
+            raise ValueError("image=, library_id= and library_key= are for AnnData; use image_key= with SpatialData")
+        used_image_key, element, levels = image_levels(data, image_key)
+        xy, diam, used_shapes = shape_centres(data, table, shapes_key, target=element)
+        if spot_diameter is not None:
+            diam = np.full(len(xy), float(spot_diameter))  # in full-resolution = finest-level pixels
+        groups = [(np.arange(table.n_obs), levels, xy, diam, used_image_key)]
+        source = {"image_key": used_image_key, "shapes_key": used_shapes, "table_key": table_key}
+    else:
+        groups, source = _anndata_source(table, image, library_id, library_key, spot_diameter, spatial_key)
+    for spots, levels, xy, _, name in groups:
+        h, w = levels[0].height, levels[0].width
+        outside = (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] >= w) | (xy[:, 1] >= h)
+        if outside.any():
+            first = table.obs_names[spots[np.flatnonzero(outside)[0]]]
+            raise ValueError(
+                f"{int(outside.sum())} spot centres lie outside the image {name} ({w} x {h} px), e.g. {first!r}: "
+                "check the coordinates and the scale factors"
+            )
+
+    module, size, encoder_name = _encoder(encoder, weights, input_size)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    module = module.to(device).eval()
+
+    # ---- encode ---------------------------------------------------------------------------
+    features: np.ndarray | None = None
+    sides = []
+    t0 = time.perf_counter()
+    n_total = table.n_obs
+    bar = tqdm(total=n_total, desc=f"morphology ({encoder_name})", disable=not show_progress_bar, unit="spot")
+    gen = torch.Generator().manual_seed(random_state)
+    with torch.no_grad():
+        for spots, levels, xy, diam, name in groups:
+            side_full = float(np.median(diam)) * patch_scale
+            level = choose_level(levels, side_full, size)
+            side = max(1, int(round(side_full / level.downsample)))
+            sides.append(side)
+            ds = PatchDataset(level, xy / level.downsample, side)
+            order = spatial_order(xy / level.downsample, side)
+            loader = DataLoader(
+                ds,
+                batch_size=batch_size,
+                sampler=order.tolist(),
+                num_workers=num_workers,
+                generator=gen,
+                collate_fn=_as_batch,
+            )
+            logger.info(
+                "%s: %d patches of %d px (level 1/%g) resized to %d px", name, len(ds), side, level.downsample, size
+            )
+            start = 0
+            for batch in loader:
+                batch = batch.to(device, non_blocking=True)
+                if batch.shape[-1] != size:
+                    batch = F.interpolate(
+                        batch, size=(size, size), mode="bilinear", antialias=side > size, align_corners=False
+                    )
+                out = module(batch)
+                if isinstance(out, (tuple, list)):
+                    out = out[0]
+                if not isinstance(out, torch.Tensor):
+                    raise TypeError(f"the encoder returned {type(out).__name__}, expected a torch.Tensor")
+                if out.ndim > 2 and all(s == 1 for s in out.shape[2:]):
+                    out = out.flatten(1)
+                if out.ndim != 2 or out.shape[0] != batch.shape[0]:
+                    raise ValueError(
+                        f"the encoder must return (batch, features) = ({batch.shape[0]}, D); got {tuple(out.shape)}"
+                    )
+                out = out.float().cpu().numpy()
+                if features is None:
+                    features = np.empty((n_total, out.shape[1]), dtype=np.float32)
+                elif out.shape[1] != features.shape[1]:
+                    raise ValueError(f"the encoder returned {out.shape[1]} features after {features.shape[1]}")
+                features[spots[order[start : start + len(out)]]] = out
+                start += len(out)
+                bar.update(len(out))
+    bar.close()
+    assert features is not None
+    t_encode = time.perf_counter() - t0
+    if not np.all(np.isfinite(features)):
+        raise ValueError("the encoder returned NaN or infinite features")
+
+    # ---- PCA ------------------------------------------------------------------------------
+    from sklearn.decomposition import PCA
+
+    t0 = time.perf_counter()
+    std = features.std(0)
+    keep = std > 1e-8 * max(1.0, float(np.abs(features).max()))
+    if keep.sum() == 0:
+        raise ValueError("all morphology features are constant over the spots: the patches look the same")
+    z = (features[:, keep] - features[:, keep].mean(0)) / std[keep]
+    n_used = min(n_comps, z.shape[1], table.n_obs - 1)
+    if n_used < n_comps:
+        logger.warning("n_comps=%d capped at %d (features or spots)", n_comps, n_used)
+    pca = PCA(n_components=n_used, random_state=random_state, svd_solver="full" if z.shape[1] <= 1000 else "auto")
+    pcs = pca.fit_transform(z).astype(np.float32)
+    t_pca = time.perf_counter() - t0
+
+    # ---- write ----------------------------------------------------------------------------
+    if copy:
+        data, table = copy_data(data, table_key)
+    key = key_added.removeprefix("X_")
+    table.obsm[key_added] = pcs
+    if raw_key is not None:
+        table.obsm[raw_key] = features
+    table.uns[key] = {
+        "params": {
+            "encoder": encoder_name,
+            "weights": None
+            if weights is None or not isinstance(encoder, str) or encoder == "histology"
+            else str(weights),
+            "input_size": size,
+            "patch_scale": float(patch_scale),
+            "patch_side_px": sides,
+            "spot_diameter": spot_diameter,
+            "n_comps": n_used,
+            "random_state": random_state,
+            "raw_key": raw_key,
+            **source,
+        },
+        "n_features": int(features.shape[1]),
+        "variance_ratio": pca.explained_variance_ratio_.astype(np.float64),
+        "timings": {"encode": t_encode, "pca": t_pca, "total": time.perf_counter() - t_start},
+    }
+    logger.info(
+        "added obsm[%r] (%d PCs of %d %s features) in %.1f s",
+        key_added,
+        n_used,
+        features.shape[1],
+        encoder_name,
+        time.perf_counter() - t_start,
+    )
+    return data if copy else None

@@ -149,3 +149,16 @@ def _single(element: Any) -> Any:
         node = next(iter(element.children.values()))
         return next(iter(node.ds.data_vars.values()))
     return element
+
+
+def table_coordinates(data: Any, table: AnnData, spatial_key: str | None) -> np.ndarray:
+    """Spot coordinates ``(N, 2)``: ``table.obsm[spatial_key]``, else (SpatialData) the centres of the spots' shapes."""
+    key = spatial_key or "spatial"
+    if key in table.obsm:
+        xy = np.asarray(table.obsm[key], dtype=np.float64)
+        if xy.ndim != 2 or xy.shape[1] < 2:
+            raise ValueError(f"obsm[{key!r}] must be (n_obs, 2) coordinates, got shape {xy.shape}")
+        return xy[:, :2]
+    if is_spatialdata(data) and key == "spatial":
+        return shape_centres(data, table, None)[0]
+    raise KeyError(f"spatial_key {key!r} not found in obsm (available: {list(table.obsm.keys())})")

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 from anndata import AnnData
 
+from aestetik._spatialdata import check_data, copy_data, table_coordinates
 from aestetik._utils import sample_codes
 
 logger = logging.getLogger("aestetik")
@@ -77,14 +79,15 @@ def _snap(xy: np.ndarray, bin_size: float, max_radius: int = 64) -> tuple[np.nda
 
 
 def lattice(
-    adata: AnnData,
+    adata: AnnData | Any,
     *,
     spatial_key: str = "spatial",
     bin_size: float | None = None,
     library_key: str | None = None,
     key_added: tuple[str, str] = ("array_row", "array_col"),
+    table_key: str | None = None,
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | Any | None:
     """Map continuous coordinates (imaging-based single-cell data) onto an integer lattice.
 
     AESTETIK reads each spot's neighbourhood off integer lattice coordinates, as
@@ -110,6 +113,8 @@ def lattice(
         ``obs`` column with the sample of each cell; samples are mapped separately.
     key_added
         ``obs`` columns for the lattice row (from y) and column (from x).
+    table_key
+        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
     copy
         Return a modified copy instead of writing to ``adata``.
 
@@ -127,9 +132,8 @@ def lattice(
     >>> a.obs[["array_row", "array_col"]].to_numpy().tolist()
     [[0, 0], [0, 1], [1, 0]]
     """
-    if spatial_key not in adata.obsm:
-        raise KeyError(f"spatial_key {spatial_key!r} not found in adata.obsm (available: {list(adata.obsm.keys())})")
-    xy = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
+    data, adata = adata, check_data(adata, table_key)
+    xy = table_coordinates(data, adata, spatial_key)
     if xy.ndim != 2 or xy.shape[1] < 2:
         raise ValueError(f"adata.obsm[{spatial_key!r}] must be (n_obs, 2) coordinates, got shape {xy.shape}")
     xy = xy[:, :2]
@@ -157,7 +161,8 @@ def lattice(
         rows[idx], cols[idx] = cell[:, 0], cell[:, 1]
         sizes[str(s)], moved[str(s)] = b, int(n_moved)
 
-    adata = adata.copy() if copy else adata
+    if copy:
+        data, adata = copy_data(data, table_key)
     adata.obs[key_added[0]] = rows
     adata.obs[key_added[1]] = cols
     adata.uns["aestetik_lattice"] = {
@@ -171,4 +176,4 @@ def lattice(
         "n_displaced": moved,
     }
     logger.info("added obs[%r], obs[%r] (lattice, %d cells displaced)", *key_added, sum(moved.values()))
-    return adata if copy else None
+    return data if copy else None

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import scanpy as sc
 from anndata import AnnData
 from scipy import sparse
 
+from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int
 
 logger = logging.getLogger("aestetik")
@@ -35,7 +37,7 @@ def _counts(adata: AnnData, layer: str | None):
 
 
 def transcriptomics(
-    adata: AnnData,
+    adata: AnnData | Any,
     *,
     layer: str | None = None,
     n_comps: int = 15,
@@ -46,8 +48,9 @@ def transcriptomics(
     max_value: float = 10.0,
     key_added: str = "X_pca_transcriptomics",
     random_state: int = 0,
+    table_key: str | None = None,
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | Any | None:
     """Expression features of AESTETIK (METHOD step 1) from raw counts.
 
     Genes seen in fewer than ``min_cells`` spots are dropped; highly variable genes
@@ -83,6 +86,8 @@ def transcriptomics(
         and the selected genes to ``var[f"{key}_genes"]``.
     random_state
         Seed of the PCA solver.
+    table_key
+        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
     copy
         Return a modified copy instead of writing to ``adata``.
 
@@ -99,6 +104,7 @@ def transcriptomics(
     >>> adata.obsm["X_pca_transcriptomics"].shape
     (300, 15)
     """
+    data, adata = adata, check_data(adata, table_key)
     n_comps = check_int("n_comps", n_comps, minimum=1)
     min_cells = check_int("min_cells", min_cells, minimum=0)
     counts = _counts(adata, layer)
@@ -138,7 +144,8 @@ def transcriptomics(
     sc.pp.scale(tmp, max_value=max_value)
     sc.pp.pca(tmp, n_comps=n_used, random_state=random_state)
 
-    adata = adata.copy() if copy else adata
+    if copy:
+        data, adata = copy_data(data, table_key)
     key = key_added.removeprefix("X_")
     adata.obsm[key_added] = np.asarray(tmp.obsm["X_pca"], dtype=np.float32)
     genes = np.zeros(adata.n_vars, dtype=bool)
@@ -162,4 +169,4 @@ def transcriptomics(
     logger.info(
         "added obsm[%r] (%d PCs of %d genes), var[%r], uns[%r]", key_added, n_used, n_genes, f"{key}_genes", key
     )
-    return adata if copy else None
+    return data if copy else None

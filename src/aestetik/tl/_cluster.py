@@ -1,18 +1,22 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from aestetik._clustering import check_method, fit_clusters, refine_labels
+from aestetik._spatialdata import check_data, copy_data, is_spatialdata, table_coordinates
 from aestetik._utils import LATTICE_KEYS, check_int, obsm_features, sample_codes
 
 logger = logging.getLogger("aestetik")
 
 
-def _refinement_coordinates(adata: AnnData, spatial_key: str | None) -> tuple[np.ndarray, str]:
+def _refinement_coordinates(data: Any, adata: AnnData, spatial_key: str | None) -> tuple[np.ndarray, str]:
+    if spatial_key is None and "spatial" not in adata.obsm and is_spatialdata(data):
+        return table_coordinates(data, adata, None), "the spots' shapes"
     if spatial_key is not None:
         if spatial_key in adata.obsm:
             return np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2], f"obsm[{spatial_key!r}]"
@@ -26,7 +30,7 @@ def _refinement_coordinates(adata: AnnData, spatial_key: str | None) -> tuple[np
 
 
 def cluster(
-    adata: AnnData,
+    adata: AnnData | Any,
     n_clusters: int = 7,
     *,
     method: str = "bgm",
@@ -39,8 +43,9 @@ def cluster(
     resolution: float | None = None,
     key_added: str = "aestetik_clusters",
     random_state: int = 0,
+    table_key: str | None = None,
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | Any | None:
     """Spatial domains from an embedding (METHOD step 10).
 
     Clusters ``obsm[use_rep]`` into ``n_clusters`` domains and, with ``refine``,
@@ -78,6 +83,8 @@ def cluster(
         (``bgm``) and the parameters to ``uns[key_added]``.
     random_state
         Seed.
+    table_key
+        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
     copy
         Return a modified copy instead of writing to ``adata``.
 
@@ -94,6 +101,7 @@ def cluster(
     >>> adata.obs["aestetik_clusters"].cat.categories.size
     3
     """
+    data, adata = adata, check_data(adata, table_key)
     check_method(method)
     x = obsm_features(adata, use_rep, what="use_rep")
     n_clusters = check_int("n_clusters", n_clusters, minimum=2)
@@ -101,7 +109,7 @@ def cluster(
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of spots ({adata.n_obs})")
     n_neighbors = check_int("n_neighbors", n_neighbors, minimum=1)
     samples = sample_codes(adata, library_key)
-    coords, coord_source = _refinement_coordinates(adata, spatial_key) if refine else (None, None)
+    coords, coord_source = _refinement_coordinates(data, adata, spatial_key) if refine else (None, None)
 
     labels, proba, info = fit_clusters(x, n_clusters, method=method, random_state=random_state, resolution=resolution)
     if refine:
@@ -109,7 +117,8 @@ def cluster(
             labels, coords, proba=proba, samples=samples, n_neighbors=n_neighbors, min_proba=min_proba
         )
 
-    adata = adata.copy() if copy else adata
+    if copy:
+        data, adata = copy_data(data, table_key)
     adata.obs[key_added] = pd.Categorical(labels.astype(str), categories=[str(i) for i in np.unique(labels)])
     if proba is not None:
         adata.obs[f"{key_added}_proba"] = proba
@@ -130,4 +139,4 @@ def cluster(
         **{k: v for k, v in info.items() if k in ("resolution", "search", "converged")},
     }
     logger.info("added obs[%r] (%d domains) and uns[%r]", key_added, len(np.unique(labels)), key_added)
-    return adata if copy else None
+    return data if copy else None

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from anndata import AnnData
 
-from aestetik._clustering import check_method, fit_clusters
+from aestetik._clustering import check_method, fit_clusters, refine_labels
+from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, lattice_coordinates, minmax_scale, obsm_features, sample_codes
 from aestetik.nn import (
     LOSS_TERMS,
@@ -19,6 +20,7 @@ from aestetik.nn import (
     AestetikModule,
     BestWeights,
     LossHistory,
+    PseudoLabelUpdate,
     mc_dropout_embedding,
     neighbour_index,
 )
@@ -46,13 +48,24 @@ def _quiet_lightning(enabled: bool) -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-def _pseudo_labels(x: np.ndarray, n_clusters: int, method: str, random_state: int) -> tuple[np.ndarray, int]:
-    labels, _, _ = fit_clusters(x, n_clusters, method=method, random_state=random_state)
+def _pseudo_labels(
+    x: np.ndarray,
+    n_clusters: int,
+    method: str,
+    random_state: int,
+    refine_neighbors: int = 0,
+    coords: np.ndarray | None = None,
+    samples: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    labels, proba, _ = fit_clusters(x, n_clusters, method=method, random_state=random_state)
+    if refine_neighbors > 0:
+        labels = refine_labels(labels, coords, proba=proba, samples=samples, n_neighbors=refine_neighbors)
+        labels = np.unique(labels, return_inverse=True)[1]
     return labels, int(labels.max()) + 1
 
 
 def embed(
-    adata: AnnData,
+    adata: AnnData | Any,
     *,
     n_clusters: int = 7,
     morphology_weight: float | None = None,
@@ -63,6 +76,8 @@ def embed(
     library_key: str | None = None,
     coord_keys: Sequence[str] | None = None,
     clustering_method: str = "bgm",
+    refine_pseudo_labels: int = 0,
+    pseudo_label_updates: int = 0,
     total_weight: float = 3.0,
     rec_alpha: float = 1.0,
     triplet_alpha: float = 1.0,
@@ -82,8 +97,9 @@ def embed(
     random_state: int = 0,
     trainer_kwargs: Mapping[str, Any] | None = None,
     show_progress_bar: bool = True,
+    table_key: str | None = None,
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | Any | None:
     """Learn the AESTETIK embedding of every spot (METHOD steps 3-9).
 
     Expression (and, when given, morphology) features are clustered into
@@ -124,6 +140,17 @@ def embed(
         ``obs`` columns of the lattice coordinates, if not the defaults.
     clustering_method
         Pseudo-label clustering: ``"bgm"``, ``"kmeans"``, ``"leiden"`` or ``"louvain"``.
+    refine_pseudo_labels
+        If positive, smooth the pseudo-labels by the kNN vote of :func:`aestetik.tl.cluster`
+        with this many neighbours on the lattice coordinates before training (an
+        extension; ``0``, the method as published, is the default). Measured (H200,
+        3 seeds, 10 neighbours): DLPFC 151510 ARI 0.430 -> 0.481, but 151673 0.469 -> 0.406.
+    pseudo_label_updates
+        Self-training (an extension; ``0``, off, is the default): re-estimate the
+        pseudo-labels this many times during training, at evenly spaced epochs, by
+        clustering the current embedding (10 Monte-Carlo passes) with
+        ``clustering_method`` (and ``refine_pseudo_labels``). The new labels replace
+        those of every modality in use.
     total_weight
         Sum of the two modality weights.
     rec_alpha, triplet_alpha
@@ -169,6 +196,8 @@ def embed(
         ``callbacks`` or a ``logger``.
     show_progress_bar
         Show Lightning's and the inference progress bars.
+    table_key
+        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
     copy
         Return a modified copy instead of writing to ``adata``.
 
@@ -191,6 +220,7 @@ def embed(
     """
     t_start = time.perf_counter()
     # ---- validate everything before any work --------------------------------------------
+    data, adata = adata, check_data(adata, table_key)
     n_clusters = check_int("n_clusters", n_clusters, minimum=2)
     window_size = check_int("window_size", window_size, minimum=3)
     if window_size % 2 == 0:
@@ -198,6 +228,8 @@ def embed(
     max_epochs = check_int("max_epochs", max_epochs, minimum=1)
     n_mc_passes = check_int("n_mc_passes", n_mc_passes, minimum=1)
     n_repeats = check_int("n_repeats", n_repeats, minimum=1)
+    refine_pseudo_labels = check_int("refine_pseudo_labels", refine_pseudo_labels, minimum=0)
+    pseudo_label_updates = check_int("pseudo_label_updates", pseudo_label_updates, minimum=0)
     latent_dim = check_int("latent_dim", latent_dim, minimum=1)
     n_ensemble = check_int("n_ensemble", n_ensemble, minimum=1)
     check_method(clustering_method)
@@ -240,6 +272,8 @@ def embed(
         "library_key": library_key,
         "coord_keys": list(used_coord_keys),
         "clustering_method": clustering_method,
+        "refine_pseudo_labels": refine_pseudo_labels,
+        "pseudo_label_updates": pseudo_label_updates,
         "total_weight": float(total_weight),
         "rec_alpha": float(rec_alpha),
         "triplet_alpha": float(triplet_alpha),
@@ -264,14 +298,15 @@ def embed(
     expression_weight = float(total_weight - morphology_weight)
     labels = np.zeros((adata.n_obs, 2), dtype=np.int64)
     k = [1, 1]
+    refine_args = (refine_pseudo_labels, np.column_stack([rows, cols]).astype(np.float64), samples)
     if expression_weight > 0:
-        labels[:, 0], k[0] = _pseudo_labels(x_expr, n_clusters, clustering_method, random_state)
+        labels[:, 0], k[0] = _pseudo_labels(x_expr, n_clusters, clustering_method, random_state, *refine_args)
         if k[0] < 2:
             logger.warning("expression pseudo-labels collapsed to one cluster: expression weight set to 0")
             expression_weight = 0.0
     if morphology_weight > 0:
         assert x_morph is not None
-        labels[:, 1], k[1] = _pseudo_labels(x_morph, n_clusters, clustering_method, random_state)
+        labels[:, 1], k[1] = _pseudo_labels(x_morph, n_clusters, clustering_method, random_state, *refine_args)
         if k[1] < 2:
             logger.warning("morphology pseudo-labels collapsed to one cluster: morphology weight set to 0")
             morphology_weight = 0.0
@@ -291,7 +326,10 @@ def embed(
         features.shape[1],
         window_size,
         n_expression=x_expr.shape[1],
-        n_clusters=(k[0], k[1]),
+        # with label updates, any of the K clusters may appear later on
+        n_clusters=(k[0], k[1])
+        if not pseudo_label_updates
+        else (n_clusters if k[0] > 1 else 1, n_clusters if k[1] > 1 else 1),
         expression_weight=expression_weight,
         morphology_weight=float(morphology_weight),
         rec_alpha=rec_alpha,
@@ -312,6 +350,14 @@ def embed(
         from lightning.pytorch.callbacks import EarlyStopping
 
         callbacks += [EarlyStopping("val_loss", patience=early_stopping_patience), best]
+    if pseudo_label_updates:
+        at = sorted({round(max_epochs * (i + 1) / (pseudo_label_updates + 1)) for i in range(pseudo_label_updates)})
+
+        def relabel(emb: np.ndarray) -> np.ndarray:
+            return _pseudo_labels(emb, n_clusters, clustering_method, random_state, *refine_args)[0]
+
+        active = [m for m, w in enumerate((expression_weight, morphology_weight)) if w > 0]
+        callbacks.append(PseudoLabelUpdate(at, relabel, columns=active, seed=random_state))
     user = dict(trainer_kwargs or {})
     user_callbacks = user.pop("callbacks", None) or []
     if not isinstance(user_callbacks, list | tuple):
@@ -363,7 +409,8 @@ def embed(
     # ---- write results --------------------------------------------------------------------
     if not trainer.is_global_zero:
         return None
-    adata = adata.copy() if copy else adata
+    if copy:
+        data, adata = copy_data(data, table_key)
     uns_key = key_added.removeprefix("X_")
     adata.obsm[key_added] = embedding
     hist = {
@@ -391,4 +438,4 @@ def embed(
     if best.best_epoch is not None:
         adata.uns[uns_key]["best_epoch"] = best.best_epoch
     logger.info("added obsm[%r] and uns[%r] in %.1f s", key_added, uns_key, time.perf_counter() - t_start)
-    return adata if copy else None
+    return data if copy else None

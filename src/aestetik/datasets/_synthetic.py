@@ -139,7 +139,7 @@ def synthetic(
     >>> adata = ae.datasets.synthetic(n_spots=300)
     >>> adata
     AnnData object with n_obs × n_vars = 300 × 200
-        obs: 'array_row', 'array_col', 'in_tissue', 'ground_truth', 'sample'
+        obs: 'array_row', 'array_col', 'in_tissue', 'sample', 'ground_truth'
         uns: 'spatial'
         obsm: 'spatial'
     """

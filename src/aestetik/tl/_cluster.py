@@ -95,11 +95,14 @@ def cluster(
     Examples
     --------
     >>> import aestetik as ae
-    >>> adata = ae.datasets.synthetic(n_spots=300)
+    >>> from sklearn.metrics import adjusted_rand_score
+    >>> adata = ae.datasets.synthetic(n_spots=300, n_domains=3)
     >>> ae.pp.transcriptomics(adata)
     >>> ae.tl.cluster(adata, 3, use_rep="X_pca_transcriptomics")
     >>> adata.obs["aestetik_clusters"].cat.categories.size
     3
+    >>> adjusted_rand_score(adata.obs["ground_truth"], adata.obs["aestetik_clusters"]) > 0.8
+    True
     """
     data, adata = adata, check_data(adata, table_key)
     check_method(method)

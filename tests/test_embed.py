@@ -127,3 +127,11 @@ def test_mixed_precision_passes_through(adata):
     ae.tl.embed(adata, trainer_kwargs={"precision": "bf16-mixed", "accelerator": "cpu"}, **FAST)
     emb = adata.obsm["X_aestetik"]
     assert np.isfinite(emb).all() and emb.std(0).min() > 0
+
+
+def test_pseudo_label_smoothing_and_self_training_run_and_are_recorded(adata):
+    ae.tl.embed(adata, **(FAST | {"max_epochs": 4}), refine_pseudo_labels=5, pseudo_label_updates=2)
+    uns = adata.uns["aestetik"]
+    assert uns["params"]["refine_pseudo_labels"] == 5 and uns["params"]["pseudo_label_updates"] == 2
+    assert uns["pseudo_labels_updated_at"].tolist() == [1, 3]
+    assert np.isfinite(adata.obsm["X_aestetik"]).all()

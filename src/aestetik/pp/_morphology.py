@@ -16,16 +16,13 @@ from tqdm.auto import tqdm
 
 from aestetik._spatialdata import check_data, copy_data, image_levels, is_spatialdata, shape_centres
 from aestetik._utils import check_int
+from aestetik.nn._data import _as_batch
 from aestetik.nn._image import HistologyFeatures, as_encoder, torchvision_encoder
 from aestetik.pp._patches import Level, PatchDataset, choose_level, level_from_array, spatial_order, tiff_levels
 
 logger = logging.getLogger("aestetik")
 
 _SCALE_KEYS = {"hires": "tissue_hires_scalef", "lowres": "tissue_lowres_scalef"}
-
-
-def _as_batch(x: torch.Tensor) -> torch.Tensor:
-    return x
 
 
 def _encoder(encoder: Any, weights: Any, input_size: int | None) -> tuple[nn.Module, int, str]:
@@ -285,7 +282,6 @@ def morphology(
     t0 = time.perf_counter()
     n_total = table.n_obs
     bar = tqdm(total=n_total, desc=f"morphology ({encoder_name})", disable=not show_progress_bar, unit="spot")
-    gen = torch.Generator().manual_seed(random_state)
     with torch.no_grad():
         for spots, levels, xy, diam, name in groups:
             side_full = float(np.median(diam)) * patch_scale
@@ -299,7 +295,6 @@ def morphology(
                 batch_size=batch_size,
                 sampler=order.tolist(),
                 num_workers=num_workers,
-                generator=gen,
                 collate_fn=_as_batch,
             )
             logger.info(

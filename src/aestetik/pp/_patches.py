@@ -175,25 +175,26 @@ class PatchDataset(Dataset):
         compact (batches of spatially sorted spots, see :func:`spatial_order`).
         """
         boxes = [self._box(int(i)) for i in indices]
-        valid = [b for b in boxes if b[2] < b[3] and b[4] < b[5]]
+        inside = [b[2] < b[3] and b[4] < b[5] for b in boxes]  # the patch overlaps the image
+        valid = [b for b, ok in zip(boxes, inside, strict=True) if ok]
         if isinstance(self.level.array, np.ndarray) or not valid:
-            return torch.stack([self._patch(b, self._read(*b[2:]) if b in valid else None) for b in boxes])
+            return torch.stack([self.__getitem__(int(i)) for i in indices])
         ya, yb = min(b[2] for b in valid), max(b[3] for b in valid)
         xa, xb = min(b[4] for b in valid), max(b[5] for b in valid)
         if (yb - ya) * (xb - xa) <= max(16 * len(valid) * self.side**2, 2**22):
             region = self._read(ya, yb, xa, xb)
             return torch.stack(
                 [
-                    self._patch(b, region[b[2] - ya : b[3] - ya, b[4] - xa : b[5] - xa]) if b in valid else None
-                    for b in boxes
+                    self._patch(b, region[b[2] - ya : b[3] - ya, b[4] - xa : b[5] - xa] if ok else None)
+                    for b, ok in zip(boxes, inside, strict=True)
                 ]
             )
         if not _is_dask(self.level.array):
-            return torch.stack([self._patch(b, self._read(*b[2:]) if b in valid else None) for b in boxes])
+            return torch.stack([self.__getitem__(int(i)) for i in indices])
         import dask
 
         done = iter(dask.compute(*[self._read_lazy(*b[2:]) for b in valid]))
-        return torch.stack([self._patch(b, next(done) if b in valid else None) for b in boxes])
+        return torch.stack([self._patch(b, next(done) if ok else None) for b, ok in zip(boxes, inside, strict=True)])
 
     def _read_lazy(self, y0: int, y1: int, x0: int, x1: int) -> Any:
         lv = self.level

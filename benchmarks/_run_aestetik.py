@@ -1,6 +1,7 @@
 """One run of this package on a slide: features, embedding, clustering; timings and peak memory to JSON.
 
 Usage: python _run_aestetik.py DATA.h5ad --seed 0 --out run.json --emb emb.npy
+[--morphology FEATURES.npy --morphology-weight W]
 """
 
 from __future__ import annotations
@@ -27,9 +28,15 @@ p.add_argument("--n-clusters", type=int, default=7)
 p.add_argument("--window-size", type=int, default=7)
 p.add_argument("--out", required=True)
 p.add_argument("--emb", required=True)
+p.add_argument("--morphology", default=None, help=".npy of per-spot morphology features")
+p.add_argument("--morphology-weight", type=float, default=0.0)
 args = p.parse_args()
 
 adata = ad.read_h5ad(args.data)
+weight = 0.0
+if args.morphology:
+    adata.obsm["X_pca_morphology"] = np.load(args.morphology)
+    weight = args.morphology_weight
 t = {}
 with stage(t, "features"):
     ae.pp.transcriptomics(adata, random_state=args.seed)
@@ -37,7 +44,7 @@ with stage(t, "embed_total"):
     ae.tl.embed(
         adata,
         n_clusters=args.n_clusters,
-        morphology_weight=0.0,
+        morphology_weight=weight,
         window_size=args.window_size,
         random_state=args.seed,
         show_progress_bar=False,
@@ -65,6 +72,7 @@ write_json(
     {
         "tool": "aestetik (this package)",
         "seed": args.seed,
+        "morphology_weight": weight,
         "timings": t,
         "peak_rss_mib": peak_rss_mib(),
         "window_shape": list(windows.shape),

@@ -1,6 +1,8 @@
-"""One run of the reference ``aestetik==0.3.1`` at its defaults (expression only); run in its own venv.
+"""One run of the reference ``aestetik==0.3.1`` at its defaults; run in its own venv.
 
-Stages are timed by wrapping the reference's own functions. Usage:
+Expression only, or with ``--morphology FILE.npy --morphology-weight W`` the given
+morphology features (the reference's own image pipeline needs Inception weights from
+the internet). Stages are timed by wrapping the reference's own functions. Usage:
 python _run_reference.py DATA.h5ad --seed 0 --out run.json --emb emb.npy --workdir /tmp/x
 """
 
@@ -24,9 +26,12 @@ p.add_argument("--n-clusters", type=int, default=7)
 p.add_argument("--window-size", type=int, default=7)
 p.add_argument("--out", required=True)
 p.add_argument("--emb", required=True)
+p.add_argument("--morphology", default=None, help=".npy of per-spot morphology features")
+p.add_argument("--morphology-weight", type=float, default=0.0)
 p.add_argument("--workdir", required=True, help="where Lightning may write lightning_logs/")
 args = p.parse_args()
 out, emb_path, data = (os.path.abspath(x) for x in (args.out, args.emb, args.data))
+morphology = np.load(args.morphology) if args.morphology else None
 os.makedirs(args.workdir, exist_ok=True)
 os.chdir(args.workdir)
 
@@ -59,13 +64,16 @@ adata = ad.read_h5ad(data)
 with stage(t, "features"):
     pre = preprocess_adata(adata)
     adata.obsm["X_pca_transcriptomics"] = pre.obsm["X_pca"]
-# Expression only: the reference requires a morphology matrix; a constant one carries no
-# signal, collapses to one pseudo-label cluster and costs a single input channel.
-adata.obsm["X_pca_morphology"] = np.zeros((adata.n_obs, 1), dtype=np.float32)
+if morphology is None:
+    # Expression only: the reference requires a morphology matrix; a constant one carries no
+    # signal, collapses to one pseudo-label cluster and costs a single input channel.
+    adata.obsm["X_pca_morphology"] = np.zeros((adata.n_obs, 1), dtype=np.float32)
+else:
+    adata.obsm["X_pca_morphology"] = morphology.astype(np.float32)
 adata.obs["x_array"] = adata.obs["array_row"]
 adata.obs["y_array"] = adata.obs["array_col"]
 model = AESTETIK(
-    morphology_weight=0.0,
+    morphology_weight=args.morphology_weight if morphology is not None else 0.0,
     n_cluster=args.n_clusters,
     window_size=args.window_size,
     clustering_method="bgm",
@@ -81,6 +89,7 @@ write_json(
     {
         "tool": "aestetik==0.3.1 (reference)",
         "seed": args.seed,
+        "morphology_weight": args.morphology_weight if morphology is not None else 0.0,
         "timings": t,
         "peak_rss_mib": peak_rss_mib(),
         "labels": [str(x) for x in model.labels_],

@@ -1,4 +1,4 @@
-"""This package against the reference ``aestetik==0.3.1`` on one DLPFC slide, expression only.
+"""This package against the reference ``aestetik==0.3.1`` on one DLPFC slide.
 
 Both run in their own virtual environments, in separate processes, one after the
 other, with the same data, window 7, 7 clusters. The reference runs at its
@@ -7,7 +7,14 @@ by the same code (Bayesian Gaussian mixture + the same kNN spatial refinement), 
 ARI is computed on the annotated spots. Prints per-stage wall time, peak memory and
 ARI, with ratios reference / ours.
 
+Expression only by default. With ``--morphology-weight W`` (> 0) both tools get the
+same morphology features, computed once by ``aestetik.pp.morphology`` (built-in
+``histology`` encoder) from the slide's image and saved beside the results; the
+reference's own image pipeline needs Inception weights from the internet.
+
     python benchmarks/bench_reference.py --seeds 0 1 2 \
+        --reference-python /path/to/ref-venv/bin/python
+    python benchmarks/bench_reference.py --seeds 0 --morphology-weight 1.5 \
         --reference-python /path/to/ref-venv/bin/python
 
 Runs whose JSON already exists in --results are reused (delete them to rerun).
@@ -59,11 +66,21 @@ def main() -> None:
     p.add_argument("--reference-python", default=os.environ.get("AESTETIK_REFERENCE_PYTHON", ""))
     p.add_argument("--results", default=str(HERE / "results" / "reference"))
     p.add_argument("--n-clusters", type=int, default=7)
+    p.add_argument("--morphology-weight", type=float, default=0.0)
     args = p.parse_args()
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     args.data = str(Path(args.data).resolve())
     name = Path(args.data).stem
+    extra: list[str] = []
+    if args.morphology_weight > 0:
+        feats = res / f"{name}_morphology_histology.npy"
+        if not feats.exists():
+            a = ad.read_h5ad(args.data)
+            ae.pp.morphology(a, show_progress_bar=False)
+            np.save(feats, a.obsm["X_pca_morphology"])
+        extra = ["--morphology", str(feats), "--morphology-weight", str(args.morphology_weight)]
+        name = f"{name}_mw{args.morphology_weight:g}"
 
     runs: dict[str, dict[int, dict]] = {"reference": {}, "ours": {}}
     for seed in args.seeds:
@@ -76,6 +93,7 @@ def main() -> None:
                     cmd = [args.reference_python, "_run_reference.py", args.data, "--workdir", str(res / "ref_workdir")]
                 else:
                     cmd = [sys.executable, "_run_aestetik.py", args.data]
+                cmd += extra
                 print(f"seed {seed}: running {tool}", flush=True)
                 run(
                     [*cmd, "--seed", str(seed), "--out", str(out), "--emb", str(emb)],
@@ -97,7 +115,12 @@ def main() -> None:
     def med(tool: str, key: str) -> float:
         return statistics.median(r["timings"][key] for r in runs[tool].values())
 
-    print(f"\n== {name}: this package vs aestetik==0.3.1, expression only, window 7, {args.n_clusters} clusters ==")
+    modality = (
+        f"expression + morphology (weight {args.morphology_weight:g}, same features)"
+        if args.morphology_weight > 0
+        else "expression only"
+    )
+    print(f"\n== {name}: this package vs aestetik==0.3.1, {modality}, window 7, {args.n_clusters} clusters ==")
     print(f"seeds: {args.seeds}; timings are medians over seeds (s); ratio = reference / ours\n")
     print(f"{'stage':<16}{'reference':>12}{'ours':>12}{'ratio':>10}")
     for s in STAGES:

@@ -5,7 +5,8 @@
 
 A variant is ``NAME JSON``: keyword arguments of ``tl.embed``, plus an optional
 ``"cluster"`` mapping passed to ``tl.cluster``. Prints, per slide and variant, the ARI
-of the refined clusters (median and per seed) and of the unrefined ones.
+of the refined clusters (median and per seed) and of the unrefined ones. ``--save DIR``
+keeps the embeddings (with coordinates and labels) for ``cluster_variants.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -33,6 +35,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), required=True)
     p.add_argument("--trainer", default="{}", help="trainer_kwargs as JSON")
+    p.add_argument("--pp", default="{}", help="pp.transcriptomics keyword arguments as JSON")
+    p.add_argument("--save", default=None, help="folder for the embeddings (one .npz per slide and variant)")
     args = p.parse_args()
     for path in args.data:
         adata = ad.read_h5ad(path)
@@ -40,12 +44,12 @@ def main() -> None:
         k = int(adata.obs["ground_truth"].nunique())
         if "array_row" not in adata.obs:
             ae.pp.lattice(adata)
-        ae.pp.transcriptomics(adata)
+        ae.pp.transcriptomics(adata, **json.loads(args.pp))
         truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
         for name, spec in args.variant:
             kw = json.loads(spec)
             cluster_kw = kw.pop("cluster", {})
-            aris, raw, t0 = [], [], time.perf_counter()
+            aris, raw, embs, t0 = [], [], [], time.perf_counter()
             for seed in args.seeds:
                 a = adata.copy()
                 ae.tl.embed(
@@ -57,6 +61,7 @@ def main() -> None:
                     trainer_kwargs=json.loads(args.trainer),
                     **kw,
                 )
+                embs.append(a.obsm["X_aestetik"])
                 for refine, out in ((True, aris), (False, raw)):
                     ae.tl.cluster(a, k, random_state=seed, refine=refine, **cluster_kw)
                     out.append(adjusted_rand_score(truth, a.obs["aestetik_clusters"].astype(str).to_numpy()[lab]))
@@ -66,6 +71,17 @@ def main() -> None:
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
+            if args.save:
+                Path(args.save).mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(
+                    Path(args.save) / f"{Path(path).stem}__{name}.npz",
+                    embeddings=np.stack(embs),
+                    seeds=np.array(args.seeds),
+                    array_row=adata.obs["array_row"].to_numpy(),
+                    array_col=adata.obs["array_col"].to_numpy(),
+                    labelled=lab,
+                    truth=adata.obs["ground_truth"].astype(str).to_numpy().astype("U"),
+                )
 
 
 if __name__ == "__main__":

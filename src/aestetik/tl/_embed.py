@@ -127,7 +127,10 @@ def embed(
     morphology_weight
         ``w_M`` in ``[0, total_weight]``; expression gets ``total_weight - w_M``. ``None``:
         1.5 when ``obsm[morphology_key]`` exists, else 0 (expression only). A modality
-        whose pseudo-labels collapse to one cluster gets weight 0.
+        whose pseudo-labels collapse to one cluster gets weight 0. On the DLPFC slides
+        with features from their lowres H&E (built-in encoder), 1.5 gave median ARI
+        0.510 / 0.465 / 0.441 on 151673 / 151674 / 151510 against 0.450 / 0.381 / 0.447
+        at 0, and weight 2 failed on 151510 (0.126); see "The parameters that matter" in the docs.
     window_size
         Odd side of the neighbourhood window, at least 3.
     max_epochs

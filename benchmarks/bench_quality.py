@@ -105,11 +105,9 @@ def table(records: list[dict]) -> None:
     weights = sorted({r["morphology_weight"] for r in records if "morphology_weight" in r})
     print(f"\nmedian over seeds {seeds}; ARI / NMI on annotated spots; same clustering (bgm + kNN refinement) for all")
     print(f"AESTETIK: window 7; '+ morphology' = morphology_weight {', '.join(f'{w:g}' for w in weights) or '-'}")
-    print(
-        f"devices: {', '.join(sorted({r.get('device', '?') for r in records}))} (embed s is per device, see the JSON)"
-    )
+    print("embed s: median wall seconds of one AESTETIK embed + cluster (expression only) on the row's device(s)")
     head = f"{'data set':<26}{'spots':>7}{'K':>4}{'expression':>12}{'AESTETIK':>12}{'+ morphology':>14}"
-    print(head + f"  {'AESTETIK ARI per seed':<24}{'+ morphology per seed':<24}{'embed s':>8}")
+    print(head + f"  {'AESTETIK ARI per seed':<24}{'+ morphology per seed':<24}{'embed s':>8}  device")
     summary: dict[str, list[float]] = {"expression": [], "aestetik": [], "aestetik_morphology": []}
     for name, rs in sorted(by_file.items()):
         cells = []
@@ -125,7 +123,7 @@ def table(records: list[dict]) -> None:
         t = statistics.median(r["aestetik_s"] for r in rs)
         print(
             f"{name:<26}{rs[0]['spots']:>7}{rs[0]['K']:>4}{cells[0]:>12}{cells[1]:>12}{cells[2]:>14}  "
-            f"{per[0]:<24}{per[1]:<24}{t:>8.0f}"
+            f"{per[0]:<24}{per[1]:<24}{t:>8.0f}  {' + '.join(sorted({r.get('device', '?') for r in rs}))}"
         )
     print(
         "\nmedian ARI over data sets: "

@@ -80,7 +80,7 @@ def main() -> None:
                     array_row=adata.obs["array_row"].to_numpy(),
                     array_col=adata.obs["array_col"].to_numpy(),
                     labelled=lab,
-                    truth=adata.obs["ground_truth"].astype(str).to_numpy().astype("U"),
+                    truth=adata.obs["ground_truth"].to_numpy(dtype=str),
                 )
 
 

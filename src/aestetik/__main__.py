@@ -6,9 +6,39 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+from aestetik import __version__
+
 logger = logging.getLogger("aestetik")
+
+_DEMO_DESCRIPTION = """\
+Run the whole AESTETIK pipeline once: expression features (pp.transcriptomics),
+morphology features from the H&E image when the input has one (pp.morphology),
+the embedding (tl.embed), spatial domains (tl.cluster, and expression-only domains
+for comparison), then write a figure, the loss curves and the annotated .h5ad into
+--out. Without --input it runs on a synthetic Visium-like slide with 5 known layers
+(aestetik.datasets.synthetic, expression and neighbourhood only); with a known domain
+column (--truth-key) it prints the ARI of both clusterings.
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults, except unset ones (``None``) and off switches; keep the description's lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _image_libraries(adata) -> list[str]:
+    """Libraries of ``uns["spatial"]`` (scanpy layout) that carry at least one image."""
+    spatial = adata.uns.get("spatial")
+    if not isinstance(spatial, Mapping):
+        return []
+    return [lib for lib, entry in spatial.items() if isinstance(entry, Mapping) and len(entry.get("images") or {}) > 0]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -37,6 +67,22 @@ def _demo(args: argparse.Namespace) -> int:
         ae.pp.lattice(adata)
     logger.info("[1/4] expression features (aestetik.pp.transcriptomics)")
     ae.pp.transcriptomics(adata, layer=args.layer)
+    libraries = _image_libraries(adata) if args.input else []  # the synthetic slide stays expression only
+    if libraries and args.no_morphology:
+        logger.info("--no-morphology: the H&E image in uns['spatial'] is not used")
+    elif len(libraries) == 1:
+        logger.info(
+            "[1/4] morphology features from the H&E image in uns['spatial'][%r] (aestetik.pp.morphology; "
+            "--no-morphology skips them)",
+            libraries[0],
+        )
+        ae.pp.morphology(adata, library_id=libraries[0])
+    elif len(libraries) > 1:
+        logger.warning(
+            "uns['spatial'] has images of %d libraries: the demo uses expression only; run "
+            "aestetik.pp.morphology(adata, library_key=...) yourself for several slides",
+            len(libraries),
+        )
     logger.info("[2/4] AESTETIK embedding (aestetik.tl.embed), %d epochs", args.max_epochs)
     ae.tl.embed(adata, n_clusters=n_clusters, max_epochs=args.max_epochs, random_state=args.seed)
     logger.info("[3/4] spatial domains (aestetik.tl.cluster)")
@@ -69,17 +115,44 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m aestetik`` and the ``aestetik`` command."""
-    p = argparse.ArgumentParser(prog="aestetik", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="features -> embedding -> domains -> figure, on bundled synthetic data or --input")
-    d.add_argument("--input", help="an .h5ad with raw counts and Visium array coordinates (or obsm['spatial'])")
-    d.add_argument("--n-clusters", type=int, default=None)
-    d.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    p = argparse.ArgumentParser(
+        prog="aestetik",
+        description="AESTETIK: spatial domains from gene expression, H&E morphology and spot neighbourhoods.",
+        epilog="'aestetik demo --help' lists the options of the demo.",
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    d = sub.add_parser(
+        "demo",
+        help="features -> embedding -> domains -> figure, on bundled synthetic data or --input",
+        description=_DEMO_DESCRIPTION,
+        formatter_class=_HelpFormatter,
+    )
+    d.add_argument(
+        "--input",
+        metavar="H5AD",
+        help="an .h5ad with raw counts and Visium array coordinates (or obsm['spatial']); its H&E image in "
+        "uns['spatial'], when there is one, gives morphology features (default: the synthetic slide)",
+    )
+    d.add_argument(
+        "--n-clusters",
+        type=int,
+        default=None,
+        metavar="K",
+        help="number of spatial domains (default: 5 on the synthetic slide; required with --input)",
+    )
+    d.add_argument("--layer", default=None, help="layer with the raw counts (default: X)")
     d.add_argument("--truth-key", default="ground_truth", help="obs column with known domains, for the ARI")
-    d.add_argument("--n-spots", type=int, default=1000, help="size of the synthetic slide")
-    d.add_argument("--max-epochs", type=int, default=100)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--out", default="aestetik_demo")
+    d.add_argument("--n-spots", type=int, default=1000, help="number of spots of the synthetic slide")
+    d.add_argument("--max-epochs", type=int, default=100, help="training epochs of tl.embed")
+    d.add_argument("--seed", type=int, default=0, help="random_state of tl.embed and tl.cluster")
+    d.add_argument(
+        "--no-morphology",
+        action="store_true",
+        help="do not use the H&E image of --input (expression and neighbourhood only)",
+    )
+    d.add_argument("--out", default="aestetik_demo", metavar="DIR", help="output folder")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("lightning").setLevel(logging.WARNING)

@@ -6,17 +6,27 @@ import logging
 from typing import Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from aestetik._neighbors import knn_indices, majority_vote
 
 logger = logging.getLogger("aestetik")
 
 ClusterMethod = Literal["bgm", "kmeans", "leiden", "louvain"]
 CLUSTER_METHODS: tuple[str, ...] = ("bgm", "kmeans", "leiden", "louvain")
+MIXTURE_INITS: tuple[str, ...] = ("kmeans", "random")
 
 
 def check_method(method: str) -> None:
     """Raise ``ValueError`` for an unknown clustering method."""
     if method not in CLUSTER_METHODS:
         raise ValueError(f"Unknown clustering method {method!r}; choose one of {list(CLUSTER_METHODS)}")
+
+
+def check_mixture_init(mixture_init: str) -> None:
+    """Raise ``ValueError`` for an unknown start of the Gaussian mixture."""
+    if mixture_init not in MIXTURE_INITS:
+        raise ValueError(f"Unknown mixture_init {mixture_init!r}; choose one of {list(MIXTURE_INITS)}")
 
 
 def fit_clusters(
@@ -27,6 +37,7 @@ def fit_clusters(
     random_state: int = 0,
     resolution: float | None = None,
     n_init: int | None = None,
+    mixture_init: str = "kmeans",
 ) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Cluster the rows of ``x``.
 
@@ -37,15 +48,18 @@ def fit_clusters(
     n_clusters
         Number of clusters (for graph methods: the target of the resolution search).
     method
-        ``"bgm"``: Bayesian Gaussian mixture, tied covariance, random init, up to 1000
-        iterations, 10 inits (METHOD step 3); ``"kmeans"``; ``"leiden"``, ``"louvain"``
-        on a 15-nearest-neighbour graph.
+        ``"bgm"``: Bayesian Gaussian mixture, tied covariance, up to 1000 iterations,
+        10 restarts; ``"kmeans"``; ``"leiden"``, ``"louvain"`` on a 15-nearest-neighbour graph.
     random_state
         Seed.
     resolution
         Graph methods only: use this resolution instead of searching one that gives ``n_clusters``.
     n_init
         Restarts of ``bgm`` (default 10) or ``kmeans`` (default 10).
+    mixture_init
+        Starts of ``bgm``: ``"kmeans"`` (responsibilities from a k-means solution) or
+        ``"random"`` (random responsibilities, the published method), as scikit-learn's
+        ``init_params``.
 
     Returns
     -------
@@ -57,33 +71,38 @@ def fit_clusters(
         Details worth recording (e.g. the resolution search).
     """
     check_method(method)
+    check_mixture_init(mixture_init)
     x = np.asarray(x, dtype=np.float64)
     info: dict = {}
     proba = None
-    if method == "bgm":
-        from sklearn.mixture import BayesianGaussianMixture
+    n_init = 10 if n_init is None else n_init
+    if method in ("bgm", "kmeans"):
+        # small dense matrices: BLAS threads synchronise more than they compute
+        with threadpool_limits(1):
+            if method == "bgm":
+                labels, proba, info = _mixture(x, n_clusters, mixture_init, n_init, random_state)
+            else:
+                from sklearn.cluster import KMeans
 
-        bgm = BayesianGaussianMixture(
-            n_components=n_clusters,
-            covariance_type="tied",
-            init_params="random",
-            max_iter=1000,
-            n_init=10 if n_init is None else n_init,
-            random_state=random_state,
-        ).fit(x)
-        p = bgm.predict_proba(x)
-        labels = p.argmax(axis=1)
-        proba = p.max(axis=1)
-        info["converged"] = bool(bgm.converged_)
-    elif method == "kmeans":
-        from sklearn.cluster import KMeans
-
-        labels = KMeans(
-            n_clusters=n_clusters, n_init=10 if n_init is None else n_init, random_state=random_state
-        ).fit_predict(x)
+                labels = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit_predict(x)
     else:
         labels, info = _graph_clusters(x, n_clusters, method=method, random_state=random_state, resolution=resolution)
     return _renumber(labels), proba, info
+
+
+def _mixture(x: np.ndarray, n_clusters: int, init: str, n_init: int, random_state: int):
+    from sklearn.mixture import BayesianGaussianMixture
+
+    bgm = BayesianGaussianMixture(
+        n_components=n_clusters,
+        covariance_type="tied",
+        init_params=init,
+        max_iter=1000,
+        n_init=n_init,
+        random_state=random_state,
+    ).fit(x)
+    p = bgm.predict_proba(x)
+    return p.argmax(axis=1), p.max(axis=1), {"converged": bool(bgm.converged_)}
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
@@ -97,13 +116,11 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 
 def _knn_graph(x: np.ndarray, n_neighbors: int = 15):
     import igraph as ig
-    from sklearn.neighbors import NearestNeighbors
 
     k = min(n_neighbors, len(x) - 1)
-    nn = NearestNeighbors(n_neighbors=k + 1).fit(x)
-    _, idx = nn.kneighbors(x)
+    idx = knn_indices(x, k)
     src = np.repeat(np.arange(len(x)), k)
-    dst = idx[:, 1:].ravel()
+    dst = idx.ravel()
     edges = np.unique(np.sort(np.stack([src, dst], axis=1), axis=1), axis=0)
     return ig.Graph(n=len(x), edges=edges.tolist(), directed=False)
 
@@ -164,14 +181,13 @@ def refine_labels(
     n_neighbors: int = 10,
     min_proba: float = 0.9,
 ) -> np.ndarray:
-    """Spatial refinement by a k-nearest-neighbour vote (METHOD step 10).
+    """Spatial refinement by a k-nearest-neighbour vote.
 
-    Within each sample, a kNN classifier on the coordinates is trained on the spots
-    whose cluster probability exceeds ``min_proba`` (all spots when ``proba`` is
-    ``None``) and relabels every spot of the sample.
+    Within each sample, every spot takes the most frequent label of its ``n_neighbors``
+    nearest spots among those whose cluster probability exceeds ``min_proba`` (all
+    spots when ``proba`` is ``None``); ties go to the smaller label. A k-d tree finds
+    the neighbours, so the cost grows as ``N log N``.
     """
-    from sklearn.neighbors import KNeighborsClassifier
-
     labels = np.asarray(labels)
     out = labels.copy()
     samples = np.zeros(len(labels), dtype=np.int64) if samples is None else np.asarray(samples)
@@ -181,7 +197,7 @@ def refine_labels(
         if len(train) < n_neighbors or np.unique(labels[train]).size < 2:
             logger.info("sample %s: too few confident spots for spatial refinement; labels kept", s)
             continue
-        knn = KNeighborsClassifier(n_neighbors=n_neighbors, weights="uniform", algorithm="brute")
-        knn.fit(coords[train], labels[train])
-        out[in_sample] = knn.predict(coords[in_sample])
+        classes, train_codes = np.unique(labels[train], return_inverse=True)
+        nbrs = knn_indices(coords[train], n_neighbors, query=coords[in_sample])
+        out[in_sample] = classes[majority_vote(train_codes, nbrs, len(classes))]
     return out

@@ -134,10 +134,11 @@ def test_recalibrated_batchnorm_holds_population_statistics():
     grid = NeighbourhoodGrid(feats, torch.from_numpy(neighbour_index(r.ravel(), c.ravel(), 7)))
     model = AestetikAutoencoder(3, 7)
     model.encoder.norm.running_mean.fill_(5.0)  # stale statistics
-    recalibrate_batchnorm(model, grid, batch_size=64, device="cpu")
     h = model.encoder.conv(grid(torch.arange(64)))
-    torch.testing.assert_close(model.encoder.norm.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(model.encoder.norm.running_var, h.var((0, 2, 3)), rtol=1e-3, atol=1e-5)
+    for batch_size in (64, 10):  # exact whatever the batch size: sums, not averages of batch variances
+        recalibrate_batchnorm(model, grid, batch_size=batch_size, device="cpu")
+        torch.testing.assert_close(model.encoder.norm.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model.encoder.norm.running_var, h.var((0, 2, 3)), rtol=1e-3, atol=1e-5)
     assert model.encoder.norm.momentum == 0.1
 
 
@@ -149,3 +150,15 @@ def test_sample_triplets_absent_last_cluster_stays_in_bounds():
     assert int(pos.max()) < 5 and int(neg.max()) < 5
     assert usable.sum(1).tolist() == [2] * 5
     assert torch.isfinite(multi_triplet_loss(torch.randn(5, 3), labels, 4))
+
+
+def test_positives_are_never_the_anchor():
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 0, 1])
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        pos, neg, usable = sample_triplets(labels, 3, n_repeats=3, generator=g)
+        rows = torch.arange(8)[:, None].expand_as(pos)
+        assert not (pos == rows)[usable].any()
+        assert (labels[pos] == labels[:, None])[usable].all() and (labels[neg] != labels[:, None]).all()
+        assert not usable[5].any()  # alone in its cluster: no positive, no triplet
+        assert usable[[0, 1, 2, 3, 4, 6, 7]].all()

@@ -1,4 +1,4 @@
-"""Monte-Carlo dropout inference (METHOD step 9): a plain torch loop in spot order."""
+"""Monte-Carlo dropout inference of the embedding: a plain torch loop in spot order."""
 
 from __future__ import annotations
 
@@ -20,21 +20,31 @@ def recalibrate_batchnorm(
 
     The running statistics gathered during training average the last epochs' weights;
     with few optimisation steps per epoch they lag behind the final model. The
-    encoder's batch norm comes before dropout, so its population statistics are
-    exact: the mean of the batch means and variances over all spots (one batch
-    for up to ``batch_size`` spots, as the reference's inference in train mode).
+    encoder's batch norm comes before dropout, so the population statistics of its
+    input are well defined: per channel, the mean and the (unbiased) variance of the
+    convolution's outputs at every position of every spot's window, accumulated over
+    batches of ``batch_size`` spots as sums and sums of squares (in float64), hence
+    exact whatever the batch size. With all spots in one batch this is the batch's
+    own statistics, as the reference's inference in train mode.
     """
-    bn = model.encoder.norm
-    was_training, momentum = bn.training, bn.momentum
-    bn.reset_running_stats()
-    bn.momentum = None  # cumulative average over the batches
-    bn.train()
+    enc = model.encoder
+    bn = enc.norm
+    channels = bn.num_features
+    total = torch.zeros(channels, dtype=torch.float64, device=device)
+    squares = torch.zeros(channels, dtype=torch.float64, device=device)
+    count = 0
     n = grid.index.shape[0]
     for start in range(0, n, batch_size):
         spots = torch.arange(start, min(start + batch_size, n), device=device)
-        model.encoder.pre_dropout(grid(spots))
-    bn.momentum = momentum
-    bn.train(was_training)
+        y = enc.conv(grid(spots)).double()  # (B, C, side, side): what batch norm sees in training
+        total += y.sum(dim=(0, 2, 3))
+        squares += (y * y).sum(dim=(0, 2, 3))
+        count += y.shape[0] * y.shape[2] * y.shape[3]
+    mean = total / count
+    var = (squares / count - mean * mean).clamp(min=0) * (count / max(count - 1, 1))
+    bn.running_mean.copy_(mean.to(bn.running_mean.dtype))
+    bn.running_var.copy_(var.to(bn.running_var.dtype))
+    bn.num_batches_tracked.add_(1)
 
 
 @torch.no_grad()

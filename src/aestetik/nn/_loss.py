@@ -1,4 +1,4 @@
-"""Losses of METHOD step 7: L1 reconstruction and the multi-triplet loss, vectorised over the batch."""
+"""The multi-triplet loss, with positives and negatives drawn inside the batch, vectorised."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ def sample_triplets(
     """Draw positives and negatives for every anchor of a batch, from the batch itself.
 
     For an anchor of cluster ``k`` (out of ``K`` pseudo-label clusters) we draw
-    ``(K - 1) * n_repeats`` positives uniformly, with replacement, among the batch
-    members of cluster ``k`` and ``n_repeats`` negatives from each other cluster,
-    as the reference does from the whole data set.
+    ``(K - 1) * n_repeats`` positives uniformly, with replacement, among the *other*
+    batch members of cluster ``k`` (never the anchor itself, whose distance to itself
+    is 0) and ``n_repeats`` negatives from each other cluster, as the reference does
+    from the whole data set.
 
     Parameters
     ----------
@@ -37,7 +38,7 @@ def sample_triplets(
     -------
     ``positives``, ``negatives`` (both ``(B, (K-1)*r)`` batch positions) and a
     ``(B, (K-1)*r)`` boolean mask of the usable triplets (a negative cluster that
-    is absent from the batch yields none).
+    is absent from the batch, or an anchor alone in its cluster, yields none).
     """
     device = labels.device
     b = labels.shape[0]
@@ -53,12 +54,20 @@ def sample_triplets(
         return order[(starts[cluster] + pick).clamp(max=b - 1)]
 
     s = (n_clusters - 1) * n_repeats
-    pos = draw(labels[:, None].expand(b, s))
+    # positives: one of the n_k - 1 other members of the anchor's cluster, skipping the anchor's own place
+    place = torch.empty_like(order)
+    place[order] = torch.arange(b, device=device)
+    place = place - starts[labels]  # the anchor's place within its cluster, in sorted order
+    others_same = (counts[labels] - 1)[:, None]
+    u = torch.rand((b, s), device=device, generator=generator)
+    pick = (u * others_same).long().clamp(max=(others_same - 1).clamp(min=0))
+    pick = pick + (pick >= place[:, None]).long()
+    pos = order[(starts[labels][:, None] + pick).clamp(max=b - 1)]
     others = torch.arange(n_clusters, device=device).expand(b, n_clusters)
     others = others[others != labels[:, None]].reshape(b, n_clusters - 1)  # the K-1 other clusters per anchor
     neg_cluster = others.repeat_interleave(n_repeats, dim=1)
     neg = draw(neg_cluster)
-    usable = counts[neg_cluster] > 0
+    usable = (counts[neg_cluster] > 0) & (others_same > 0)
     return pos, neg, usable
 
 

@@ -92,9 +92,11 @@ def test_gene_selection_on_request_and_for_large_panels():
     a = ae.datasets.synthetic(n_spots=200)
     ae.pp.transcriptomics(a)  # 200 genes: a targeted panel, all kept
     assert a.uns["pca_transcriptomics"]["n_genes"] == a.n_vars
-    ae.pp.transcriptomics(a, select_genes=True)  # seurat_v3 normalised variance >= 1
+    ae.pp.transcriptomics(a, select_genes=True, n_top_genes=120)  # the 120 most variable (seurat_v3)
+    assert a.uns["pca_transcriptomics"]["n_genes"] == 120 == a.var["pca_transcriptomics_genes"].sum()
+    ae.pp.transcriptomics(a, select_genes=True, min_variance_norm=1.0)  # the published rule
     assert 15 < a.uns["pca_transcriptomics"]["n_genes"] < a.n_vars
     big = ae.datasets.synthetic(n_spots=200, n_genes=1200)
-    ae.pp.transcriptomics(big)
+    ae.pp.transcriptomics(big, n_top_genes=1000)
     assert big.uns["pca_transcriptomics"]["params"]["select_genes"] is True
-    assert big.uns["pca_transcriptomics"]["n_genes"] < 1200
+    assert big.uns["pca_transcriptomics"]["n_genes"] == 1000

@@ -88,6 +88,35 @@ def test_morphology_modality(adata):
     assert 2 <= len(uns["pseudo_label_sizes"]["morphology"]) <= 3
 
 
+class _Channels(Callback):
+    def on_fit_start(self, trainer, pl_module):
+        self.n_channels = pl_module.hparams.n_channels
+
+
+def test_morphology_weight_zero_means_no_morphology_input(adata):
+    adata.obsm["X_pca_morphology"] = np.random.default_rng(0).normal(size=(adata.n_obs, 4))
+    seen = _Channels()
+    ae.tl.embed(adata, morphology_weight=0.0, trainer_kwargs={"callbacks": [seen]}, **FAST)
+    assert seen.n_channels == adata.obsm["X_pca_transcriptomics"].shape[1]
+    without = adata.copy()
+    del without.obsm["X_pca_morphology"]
+    ae.tl.embed(without, morphology_weight=0.0, **FAST)
+    np.testing.assert_array_equal(adata.obsm["X_aestetik"], without.obsm["X_aestetik"])
+
+
+def test_pseudo_labels_from_the_neighbourhood(adata):
+    """Pseudo-labels cluster each spot's features averaged with its nearest spots'; 0 turns that off."""
+    ae.tl.embed(adata, **FAST)
+    params = adata.uns["aestetik"]["params"]
+    assert params["pseudo_label_neighbors"] == 6 and params["pseudo_label_coordinates"] == "obsm['spatial']"
+    plain = ae.tl.embed(adata, pseudo_label_neighbors=0, copy=True, **FAST)
+    assert plain.uns["aestetik"]["params"]["pseudo_label_coordinates"] is None
+    assert not np.array_equal(plain.obsm["X_aestetik"], adata.obsm["X_aestetik"])
+    del adata.obsm["spatial"]  # falls back to the lattice coordinates
+    ae.tl.embed(adata, **FAST)
+    assert adata.uns["aestetik"]["params"]["pseudo_label_coordinates"] == "obs['array_row', 'array_col']"
+
+
 def test_collapsed_modality_gets_weight_zero(adata):
     adata.obsm["X_pca_morphology"] = np.zeros((adata.n_obs, 2))
     ae.tl.embed(adata, morphology_weight=1.0, **FAST)
@@ -111,16 +140,18 @@ def test_x_array_y_array_coordinates(adata):
 
 
 def test_recovers_synthetic_domains():
-    """A slide with a known answer: AESTETIK's domains match the ground truth and beat expression alone."""
-    adata = ae.datasets.synthetic(n_spots=400, random_state=0)
+    """A slide with a known answer where the neighbourhood matters (markers raised 2.2-fold, as in
+    the demo): AESTETIK's domains match the layers, the expression PCA's do not (unrefined, 40 epochs:
+    0.85 against 0.45 measured)."""
+    adata = ae.datasets.synthetic(n_spots=400, fold_change=2.2, random_state=0)
     ae.pp.transcriptomics(adata)
     ae.tl.embed(adata, n_clusters=5, max_epochs=40, show_progress_bar=False)
     ae.tl.cluster(adata, 5, refine=False)
     ae.tl.cluster(adata, 5, refine=False, use_rep="X_pca_transcriptomics", key_added="expr")
     ari = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["aestetik_clusters"])
     ari_expr = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["expr"])
-    assert ari > 0.85
-    assert ari > ari_expr
+    assert ari > 0.8
+    assert ari > ari_expr + 0.2
 
 
 def test_mixed_precision_passes_through(adata):

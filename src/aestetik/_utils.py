@@ -57,6 +57,32 @@ def lattice_coordinates(
     return out[0], out[1], keys
 
 
+def spatial_coordinates(data: object, adata: AnnData, spatial_key: str | None) -> tuple[np.ndarray, str]:
+    """Spot positions ``(N, 2)`` for neighbourhoods in space, and where they came from.
+
+    ``obsm[spatial_key]``; by default ``obsm["spatial"]`` (physical positions: on Visium's
+    hexagonal lattice the array coordinates are not isotropic), else, for a SpatialData
+    object, the centres of the spots' shapes, else the lattice coordinates in ``obs``.
+    """
+    from aestetik._spatialdata import is_spatialdata, table_coordinates
+
+    if spatial_key is not None:
+        if spatial_key not in adata.obsm:
+            raise KeyError(f"spatial_key {spatial_key!r} not found in adata.obsm (available: {list(adata.obsm)})")
+        return table_coordinates(data, adata, spatial_key), f"obsm[{spatial_key!r}]"
+    if "spatial" in adata.obsm:
+        return table_coordinates(data, adata, "spatial"), "obsm['spatial']"
+    if is_spatialdata(data):
+        return table_coordinates(data, adata, None), "the spots' shapes"
+    for keys in LATTICE_KEYS:
+        if all(k in adata.obs for k in keys):
+            return adata.obs[list(keys)].to_numpy(dtype=np.float64), f"obs{list(keys)}"
+    raise KeyError(
+        "No spatial coordinates: no obsm['spatial'] and no array_row/array_col in obs "
+        "(for imaging data, run aestetik.pp.lattice first)"
+    )
+
+
 def sample_codes(adata: AnnData, library_key: str | None) -> np.ndarray:
     """Integer code of every spot's sample (all zero without ``library_key``)."""
     if library_key is None:
@@ -91,7 +117,7 @@ def obsm_features(adata: AnnData, key: str, *, what: str = "features") -> np.nda
 
 
 def minmax_scale(x: np.ndarray) -> np.ndarray:
-    """Scale every column to ``[0, 1]`` (constant columns become 0), as METHOD step 5."""
+    """Scale every column to ``[0, 1]`` (constant columns become 0)."""
     lo = x.min(axis=0, keepdims=True)
     span = x.max(axis=0, keepdims=True) - lo
     span[span == 0] = 1.0

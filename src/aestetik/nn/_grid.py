@@ -1,4 +1,4 @@
-"""Neighbourhood grids (METHOD step 5) without materialising them.
+"""Neighbourhood windows of every spot, assembled per batch from a neighbour-index table.
 
 A spot's input to the autoencoder is a ``(C, w, w)`` window of the features of
 the spots at integer offsets of its lattice coordinates. Storing those windows

@@ -1,4 +1,4 @@
-"""Image encoders for morphology features (METHOD step 2): pure torch, no AnnData here.
+"""Image encoders for morphology features: pure torch, no AnnData here.
 
 Every encoder takes a ``(B, 3, S, S)`` float32 batch of RGB patches in ``[0, 1]`` and
 returns ``(B, D)`` features. ``HistologyFeatures`` is the built-in default: it needs no

@@ -1,4 +1,4 @@
-"""LightningModule: the autoencoder, the weighted loss of METHOD step 7 and the optimiser of step 8."""
+"""LightningModule: the autoencoder, its weighted reconstruction + multi-triplet loss and the optimiser."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ._module import AestetikAutoencoder
 
 __all__ = ["LOSS_TERMS", "AestetikModule"]
 
-#: Names of the logged loss terms, in the order of METHOD step 7.
+#: Names of the logged loss terms: the total, then reconstruction and triplet terms per modality.
 LOSS_TERMS = ("loss", "rec_expression", "triplet_expression", "rec_morphology", "triplet_morphology")
 
 

@@ -1,4 +1,4 @@
-"""The AESTETIK convolutional autoencoder (METHOD step 6), pure torch.
+"""The AESTETIK ensemble convolutional autoencoder, pure torch.
 
 The ensemble members are fused: the ``M`` encoders share one convolution with
 ``M * c_hid`` output channels (the members see the same input, and batch norm,
@@ -252,7 +252,7 @@ class EnsembleDecoder(nn.Module):
 
 
 class AestetikAutoencoder(nn.Module):
-    """Ensemble convolutional autoencoder of METHOD step 6.
+    """Ensemble convolutional autoencoder: ``M`` encoders and decoders whose outputs are their median.
 
     Parameters
     ----------

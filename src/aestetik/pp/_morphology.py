@@ -141,7 +141,7 @@ def morphology(
     show_progress_bar: bool = True,
     copy: bool = False,
 ) -> AnnData | Any | None:
-    """Morphology features of AESTETIK (METHOD step 2) from the H&E image under each spot.
+    """Morphology features of AESTETIK from the H&E image under each spot.
 
     A square patch of side ``spot_diameter * patch_scale`` (full-resolution pixels) is
     cut around every spot, converted to the image level at hand, resized to the

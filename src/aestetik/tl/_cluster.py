@@ -7,26 +7,11 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from aestetik._clustering import check_method, fit_clusters, refine_labels
-from aestetik._spatialdata import check_data, copy_data, is_spatialdata, table_coordinates
-from aestetik._utils import LATTICE_KEYS, check_int, obsm_features, sample_codes
+from aestetik._clustering import check_method, check_mixture_init, fit_clusters, refine_labels
+from aestetik._spatialdata import check_data, copy_data
+from aestetik._utils import check_int, obsm_features, sample_codes, spatial_coordinates
 
 logger = logging.getLogger("aestetik")
-
-
-def _refinement_coordinates(data: Any, adata: AnnData, spatial_key: str | None) -> tuple[np.ndarray, str]:
-    if spatial_key is None and "spatial" not in adata.obsm and is_spatialdata(data):
-        return table_coordinates(data, adata, None), "the spots' shapes"
-    if spatial_key is not None:
-        if spatial_key in adata.obsm:
-            return np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2], f"obsm[{spatial_key!r}]"
-        raise KeyError(f"spatial_key {spatial_key!r} not found in adata.obsm")
-    if "spatial" in adata.obsm:
-        return np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2], "obsm['spatial']"
-    for keys in LATTICE_KEYS:
-        if all(k in adata.obs for k in keys):
-            return adata.obs[list(keys)].to_numpy(dtype=np.float64), f"obs{list(keys)}"
-    raise KeyError("No spatial coordinates for refinement: no array_row/array_col in obs and no obsm['spatial']")
 
 
 def cluster(
@@ -34,6 +19,7 @@ def cluster(
     n_clusters: int = 7,
     *,
     method: str = "bgm",
+    mixture_init: str = "kmeans",
     refine: bool = True,
     n_neighbors: int = 10,
     min_proba: float = 0.9,
@@ -46,7 +32,7 @@ def cluster(
     table_key: str | None = None,
     copy: bool = False,
 ) -> AnnData | Any | None:
-    """Spatial domains from an embedding (METHOD step 10).
+    """Spatial domains from an embedding.
 
     Clusters ``obsm[use_rep]`` into ``n_clusters`` domains and, with ``refine``,
     relabels every spot by a vote of its ``n_neighbors`` nearest spots within its
@@ -62,6 +48,11 @@ def cluster(
     method
         ``"bgm"`` (Bayesian Gaussian mixture, tied covariance), ``"kmeans"``, ``"leiden"``
         or ``"louvain"`` (resolution searched until ``n_clusters`` are found, unless ``resolution``).
+    mixture_init
+        Starts of the ``"bgm"`` mixture's 10 restarts: ``"kmeans"`` (from k-means solutions)
+        or ``"random"`` (random responsibilities, the published method). Random starts
+        let components merge or die depending on the seed; k-means starts give the same
+        domains from seed to seed far more often (see "The parameters that matter").
     refine
         Apply the spatial kNN refinement.
     n_neighbors
@@ -75,7 +66,8 @@ def cluster(
     spatial_key
         ``obsm`` key of the coordinates for refinement; default ``obsm["spatial"]`` (physical
         positions: on Visium's hexagonal lattice the array coordinates are not isotropic),
-        else the lattice coordinates (``array_row``/``array_col``).
+        else (SpatialData) the centres of the spots' shapes, else the lattice coordinates
+        (``array_row``/``array_col``).
     resolution
         Fixed resolution for ``leiden``/``louvain``.
     key_added
@@ -106,15 +98,18 @@ def cluster(
     """
     data, adata = adata, check_data(adata, table_key)
     check_method(method)
+    check_mixture_init(mixture_init)
     x = obsm_features(adata, use_rep, what="use_rep")
     n_clusters = check_int("n_clusters", n_clusters, minimum=2)
     if n_clusters > adata.n_obs:
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of spots ({adata.n_obs})")
     n_neighbors = check_int("n_neighbors", n_neighbors, minimum=1)
     samples = sample_codes(adata, library_key)
-    coords, coord_source = _refinement_coordinates(data, adata, spatial_key) if refine else (None, None)
+    coords, coord_source = spatial_coordinates(data, adata, spatial_key) if refine else (None, None)
 
-    labels, proba, info = fit_clusters(x, n_clusters, method=method, random_state=random_state, resolution=resolution)
+    labels, proba, info = fit_clusters(
+        x, n_clusters, method=method, random_state=random_state, resolution=resolution, mixture_init=mixture_init
+    )
     if refine:
         labels = refine_labels(
             labels, coords, proba=proba, samples=samples, n_neighbors=n_neighbors, min_proba=min_proba
@@ -129,6 +124,7 @@ def cluster(
         "params": {
             "n_clusters": n_clusters,
             "method": method,
+            "mixture_init": mixture_init,
             "refine": refine,
             "n_neighbors": n_neighbors,
             "min_proba": min_proba,

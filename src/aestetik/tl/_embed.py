@@ -11,9 +11,17 @@ import numpy as np
 import torch
 from anndata import AnnData
 
-from aestetik._clustering import check_method, fit_clusters, refine_labels
+from aestetik._clustering import check_method, check_mixture_init, fit_clusters, refine_labels
+from aestetik._neighbors import knn_indices, neighbour_mean
 from aestetik._spatialdata import check_data, copy_data
-from aestetik._utils import check_int, lattice_coordinates, minmax_scale, obsm_features, sample_codes
+from aestetik._utils import (
+    check_int,
+    lattice_coordinates,
+    minmax_scale,
+    obsm_features,
+    sample_codes,
+    spatial_coordinates,
+)
 from aestetik.nn import (
     LOSS_TERMS,
     AestetikDataModule,
@@ -52,12 +60,13 @@ def _pseudo_labels(
     x: np.ndarray,
     n_clusters: int,
     method: str,
+    mixture_init: str,
     random_state: int,
     refine_neighbors: int = 0,
     coords: np.ndarray | None = None,
     samples: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    labels, proba, _ = fit_clusters(x, n_clusters, method=method, random_state=random_state)
+    labels, proba, _ = fit_clusters(x, n_clusters, method=method, random_state=random_state, mixture_init=mixture_init)
     if refine_neighbors > 0:
         labels = refine_labels(labels, coords, proba=proba, samples=samples, n_neighbors=refine_neighbors)
         labels = np.unique(labels, return_inverse=True)[1]
@@ -75,7 +84,10 @@ def embed(
     morphology_key: str = "X_pca_morphology",
     library_key: str | None = None,
     coord_keys: Sequence[str] | None = None,
+    spatial_key: str | None = None,
+    pseudo_label_neighbors: int = 6,
     clustering_method: str = "bgm",
+    mixture_init: str = "kmeans",
     refine_pseudo_labels: int = 0,
     pseudo_label_updates: int = 0,
     total_weight: float = 3.0,
@@ -100,87 +112,91 @@ def embed(
     table_key: str | None = None,
     copy: bool = False,
 ) -> AnnData | Any | None:
-    """Learn the AESTETIK embedding of every spot (METHOD steps 3-9).
+    """Learn the AESTETIK embedding of every spot.
 
-    Expression (and, when given, morphology) features are clustered into
-    pseudo-labels per modality, placed on each spot's ``window_size x window_size``
-    lattice neighbourhood, and fed to an ensemble convolutional autoencoder trained
-    with Lightning on an L1 reconstruction loss and a multi-triplet loss per
-    modality. The embedding is the mean of ``n_mc_passes`` Monte-Carlo dropout
-    passes of the encoder.
-
-    Triplets are drawn inside each batch, on the training device: every anchor gets
-    ``(K - 1) * n_repeats`` positives of its own pseudo-label and ``n_repeats``
-    negatives of each other one, taken among the batch's encodings (the reference
-    implementation encodes separately drawn spots instead; with the default batch of
-    up to 8192 spots this is the same distribution at a fraction of the cost).
+    Each modality's features are clustered into ``n_clusters`` pseudo-labels (after
+    averaging every spot's features with its nearest spots'), every spot becomes a
+    ``window_size x window_size`` window of its lattice neighbours' features, and an
+    ensemble of convolutional autoencoders is trained with Lightning on an L1
+    reconstruction loss plus a multi-triplet loss per modality that pulls spots with the
+    same pseudo-label together. The embedding is the mean of ``n_mc_passes`` Monte-Carlo
+    dropout passes of the encoder. The documentation's "Method" page says what each step
+    computes, and "The parameters that matter" what was measured for the defaults.
 
     Parameters
     ----------
     adata
         Annotated data with ``obsm[expression_key]`` (see :func:`aestetik.pp.transcriptomics`),
-        optionally ``obsm[morphology_key]``, and integer lattice coordinates in ``obs``
-        (``array_row``/``array_col`` or ``x_array``/``y_array``; :func:`aestetik.pp.lattice`
-        makes them for imaging data).
+        optionally ``obsm[morphology_key]`` (:func:`aestetik.pp.morphology`), and integer
+        lattice coordinates in ``obs`` (``array_row``/``array_col`` or ``x_array``/``y_array``;
+        :func:`aestetik.pp.lattice` makes them for imaging data).
     n_clusters
         Pseudo-label clusters per modality (``K``), e.g. the expected number of domains.
     morphology_weight
-        ``w_M`` in ``[0, total_weight]``; expression gets ``total_weight - w_M``. ``None``:
-        1.5 when ``obsm[morphology_key]`` exists, else 0 (expression only). A modality
-        whose pseudo-labels collapse to one cluster gets weight 0. On the DLPFC slides
-        with features from their lowres H&E (built-in encoder), 1.5 gave median ARI
-        0.510 / 0.465 / 0.441 on 151673 / 151674 / 151510 against 0.450 / 0.381 / 0.447
-        at 0, and weight 2 failed on 151510 (0.126); see "The parameters that matter" in the docs.
+        Weight of the morphology terms in the loss, in ``[0, total_weight]``; expression
+        gets ``total_weight - morphology_weight``. ``None``: 1.5 when ``obsm[morphology_key]``
+        exists, else 0 (expression only; then the morphology features are not used at all).
+        A modality whose pseudo-labels collapse to one cluster gets weight 0.
     window_size
-        Odd side of the neighbourhood window, at least 3.
+        Odd side of the neighbourhood window, at least 3 (on Visium, where ``array_col``
+        steps by 2, 7 reaches 3 rows and 1.5 spot spacings sideways).
     max_epochs
         Training epochs.
     expression_key, morphology_key
         ``obsm`` keys of the modality features.
     library_key
-        ``obs`` column of the sample of each spot; neighbourhoods stay within a sample.
+        ``obs`` column of the sample of each spot; windows and neighbours stay within a sample.
     coord_keys
         ``obs`` columns of the lattice coordinates, if not the defaults.
+    spatial_key
+        ``obsm`` key of the spots' positions for ``pseudo_label_neighbors``; default
+        ``obsm["spatial"]``, else (SpatialData) the centres of the spots' shapes, else the
+        lattice coordinates.
+    pseudo_label_neighbors
+        Before clustering a modality's features into pseudo-labels, average every spot's
+        features with those of its this many nearest spots (within its sample), so that the
+        pseudo-labels follow tissue domains rather than the noise of single spots. ``6``: on
+        Visium, the ring of spots around each spot. ``0``: cluster each spot's own features,
+        as the published method.
     clustering_method
         Pseudo-label clustering: ``"bgm"``, ``"kmeans"``, ``"leiden"`` or ``"louvain"``.
+    mixture_init
+        Starts of the ``"bgm"`` mixture: ``"kmeans"`` or ``"random"`` (the published method);
+        see :func:`aestetik.tl.cluster`.
     refine_pseudo_labels
-        If positive, smooth the pseudo-labels by the kNN vote of :func:`aestetik.tl.cluster`
-        with this many neighbours on the lattice coordinates before training (an
-        extension; ``0``, the method as published, is the default). Measured (H200,
-        3 seeds, 10 neighbours): DLPFC 151510 ARI 0.430 -> 0.481, but 151673 0.469 -> 0.406.
+        If positive, relabel the pseudo-labels by the kNN vote of :func:`aestetik.tl.cluster`
+        with this many neighbours on the lattice coordinates before training (off by default).
     pseudo_label_updates
-        Self-training (an extension; ``0``, off, is the default): re-estimate the
-        pseudo-labels this many times during training, at evenly spaced epochs, by
-        clustering the current embedding (10 Monte-Carlo passes) with
-        ``clustering_method`` (and ``refine_pseudo_labels``). The new labels replace
-        those of every modality in use. Measured on 151673 (CPU, 3 seeds, 2 updates):
-        median ARI 0.452 against 0.471 without.
+        Self-training (off by default): re-estimate the pseudo-labels this many times during
+        training, at evenly spaced epochs, by clustering the current embedding (10
+        Monte-Carlo passes) with ``clustering_method`` (and ``refine_pseudo_labels``). The
+        new labels replace those of every modality in use.
     total_weight
         Sum of the two modality weights.
     rec_alpha, triplet_alpha
-        Weights of the reconstruction and triplet terms.
+        Weights of the reconstruction and triplet terms within each modality.
     n_repeats
-        ``r``: negatives per other cluster and anchor (and ``(K - 1) * r`` positives). The
-        reference uses 1; drawing triplets inside the batch makes more of them nearly free,
-        and 3 gave better and steadier domains on DLPFC 151673 (5 seeds, same clustering:
-        median ARI 0.471, seeds 0.468-0.474, against 0.463, 0.453-0.476 with 1;
-        ``benchmarks/results/sweep_h200_151673.txt``).
+        Negatives drawn per other pseudo-label cluster for every anchor (and ``(K - 1) *
+        n_repeats`` positives), from the batch; the published method draws 1.
     batch_size
         Spots per batch; default ``min(8192, n_obs)``.
     lr, weight_decay
-        Adam (amsgrad) settings.
-    latent_dim, hidden_channels, kernel_size, dropout, n_ensemble
-        Architecture (METHOD step 6).
+        Adam (amsgrad) learning rate and weight decay.
+    latent_dim
+        Size of the embedding.
+    hidden_channels
+        Convolution channels of each ensemble member.
+    kernel_size
+        Side of the convolution kernel (reduced to ``window_size - 1`` for small windows).
+    dropout
+        Channel dropout probability, in training and in the Monte-Carlo passes.
+    n_ensemble
+        Number of encoder/decoder pairs whose median is the output.
     n_mc_passes
-        Monte-Carlo dropout passes averaged for the embedding (the reference uses 1000).
-        The default of 100 comes from ``benchmarks/mc_passes.py`` on DLPFC 151673 (one
-        trained model, seed 0): against 1000 passes the embedding differs by 4.0% of its
-        spread (30 passes: 7.6%, 300: 2.1%), the domains found from the two agree at ARI
-        0.97 (30: 0.97, 300: 0.98; the rest is the mixture model's own variation) and their
-        ARI against the annotation is 0.468 (1000 passes: 0.470), at a tenth of the cost.
-        Passes are cheap: the convolution runs once per spot and each pass is one masked
-        linear map. Before inference the encoder's batch-norm statistics are recomputed on
-        all spots under the final weights (see :func:`aestetik.nn.recalibrate_batchnorm`).
+        Monte-Carlo dropout passes averaged for the embedding (the published method uses
+        1000; 100 gives the same domains at a tenth of the cost). Before them, the encoder's
+        batch-norm statistics are recomputed on all spots under the final weights (see
+        :func:`aestetik.nn.recalibrate_batchnorm`).
     validation_fraction
         Share of spots held out to monitor ``val_loss``; when > 0, training stops early
         after ``early_stopping_patience`` epochs without improvement and the best weights
@@ -210,7 +226,8 @@ def embed(
     ``None`` or the copy. Writes ``obsm[key_added]`` (``(n_obs, latent_dim)``) and
     ``uns[key]`` with ``params``, ``history`` (per-epoch ``loss``, ``rec_expression``,
     ``triplet_expression``, ``rec_morphology``, ``triplet_morphology``, and the ``val_``
-    ones), ``weights`` (effective modality weights), ``pseudo_label_sizes`` and
+    ones; ``loss`` is the weighted total, ``total_weight``-scaled as in the formula of the
+    Method page), ``weights`` (effective modality weights), ``pseudo_label_sizes`` and
     ``timings`` (seconds per stage).
 
     Examples
@@ -233,10 +250,12 @@ def embed(
     n_mc_passes = check_int("n_mc_passes", n_mc_passes, minimum=1)
     n_repeats = check_int("n_repeats", n_repeats, minimum=1)
     refine_pseudo_labels = check_int("refine_pseudo_labels", refine_pseudo_labels, minimum=0)
+    pseudo_label_neighbors = check_int("pseudo_label_neighbors", pseudo_label_neighbors, minimum=0)
     pseudo_label_updates = check_int("pseudo_label_updates", pseudo_label_updates, minimum=0)
     latent_dim = check_int("latent_dim", latent_dim, minimum=1)
     n_ensemble = check_int("n_ensemble", n_ensemble, minimum=1)
     check_method(clustering_method)
+    check_mixture_init(mixture_init)
     if not (0.0 <= dropout < 1.0):
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if not (0.0 <= validation_fraction < 1.0):
@@ -262,6 +281,7 @@ def embed(
     x_morph = obsm_features(adata, morphology_key, what="morphology_key") if has_morphology else None
     rows, cols, used_coord_keys = lattice_coordinates(adata, coord_keys)
     samples = sample_codes(adata, library_key)
+    coords, coord_source = spatial_coordinates(data, adata, spatial_key) if pseudo_label_neighbors else (None, None)
     t0 = time.perf_counter()
     index = neighbour_index(rows, cols, window_size, samples)  # raises on duplicated coordinates
     t_grid = time.perf_counter() - t0
@@ -276,6 +296,10 @@ def embed(
         "library_key": library_key,
         "coord_keys": list(used_coord_keys),
         "clustering_method": clustering_method,
+        "mixture_init": mixture_init,
+        "spatial_key": spatial_key,
+        "pseudo_label_neighbors": pseudo_label_neighbors,
+        "pseudo_label_coordinates": coord_source,
         "refine_pseudo_labels": refine_pseudo_labels,
         "pseudo_label_updates": pseudo_label_updates,
         "total_weight": float(total_weight),
@@ -296,21 +320,30 @@ def embed(
         "random_state": random_state,
     }
 
-    # ---- pseudo-labels and weights (METHOD steps 3-4) ------------------------------------
+    # ---- pseudo-labels and modality weights -------------------------------------------
     t0 = time.perf_counter()
     L.seed_everything(random_state, workers=True, verbose=False)
     expression_weight = float(total_weight - morphology_weight)
     labels = np.zeros((adata.n_obs, 2), dtype=np.int64)
     k = [1, 1]
     refine_args = (refine_pseudo_labels, np.column_stack([rows, cols]).astype(np.float64), samples)
+    x_expr_pl, x_morph_pl = x_expr, x_morph
+    if pseudo_label_neighbors:
+        nbrs = knn_indices(coords, pseudo_label_neighbors, samples=samples)
+        x_expr_pl = neighbour_mean(x_expr, nbrs)
+        x_morph_pl = neighbour_mean(x_morph, nbrs) if x_morph is not None and morphology_weight > 0 else None
     if expression_weight > 0:
-        labels[:, 0], k[0] = _pseudo_labels(x_expr, n_clusters, clustering_method, random_state, *refine_args)
+        labels[:, 0], k[0] = _pseudo_labels(
+            x_expr_pl, n_clusters, clustering_method, mixture_init, random_state, *refine_args
+        )
         if k[0] < 2:
             logger.warning("expression pseudo-labels collapsed to one cluster: expression weight set to 0")
             expression_weight = 0.0
     if morphology_weight > 0:
         assert x_morph is not None
-        labels[:, 1], k[1] = _pseudo_labels(x_morph, n_clusters, clustering_method, random_state, *refine_args)
+        labels[:, 1], k[1] = _pseudo_labels(
+            x_morph_pl, n_clusters, clustering_method, mixture_init, random_state, *refine_args
+        )
         if k[1] < 2:
             logger.warning("morphology pseudo-labels collapsed to one cluster: morphology weight set to 0")
             morphology_weight = 0.0
@@ -318,9 +351,9 @@ def embed(
         raise ValueError("Both modality weights are 0 after pseudo-labelling: nothing to train on")
     t_labels = time.perf_counter() - t0
 
-    # ---- data, model, trainer (METHOD steps 5-8) -----------------------------------------
+    # ---- data, model, trainer ----------------------------------------------------------
     features = minmax_scale(x_expr)
-    if x_morph is not None:
+    if x_morph is not None and morphology_weight > 0:  # weight 0: expression only, no morphology input
         features = np.concatenate([features, minmax_scale(x_morph)], axis=1)
     bs = batch_size or min(8192, adata.n_obs)
     datamodule = AestetikDataModule(
@@ -358,7 +391,7 @@ def embed(
         at = sorted({round(max_epochs * (i + 1) / (pseudo_label_updates + 1)) for i in range(pseudo_label_updates)})
 
         def relabel(emb: np.ndarray) -> np.ndarray:
-            return _pseudo_labels(emb, n_clusters, clustering_method, random_state, *refine_args)[0]
+            return _pseudo_labels(emb, n_clusters, clustering_method, mixture_init, random_state, *refine_args)[0]
 
         active = [m for m, w in enumerate((expression_weight, morphology_weight)) if w > 0]
         updater = PseudoLabelUpdate(at, relabel, columns=active, seed=random_state)
@@ -396,7 +429,7 @@ def embed(
         torch.use_deterministic_algorithms(deterministic_before, warn_only=warn_only_before)
     t_train = time.perf_counter() - t0
 
-    # ---- Monte-Carlo dropout inference (METHOD step 9), in spot order --------------------
+    # ---- Monte-Carlo dropout inference, in spot order -----------------------------------
     t0 = time.perf_counter()
     device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fitting
     embedding = mc_dropout_embedding(

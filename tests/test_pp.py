@@ -100,3 +100,16 @@ def test_gene_selection_on_request_and_for_large_panels():
     ae.pp.transcriptomics(big, n_top_genes=1000)
     assert big.uns["pca_transcriptomics"]["params"]["select_genes"] is True
     assert big.uns["pca_transcriptomics"]["n_genes"] == 1000
+
+
+def test_transcriptomics_leaves_the_thread_settings_alone():
+    """scanpy's numba kernels would otherwise set torch's OpenMP pool to every core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ae.pp.transcriptomics(ae.datasets.synthetic(n_spots=200, n_genes=1200), n_top_genes=300)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -7,6 +7,7 @@ import numpy as np
 import scanpy as sc
 from anndata import AnnData
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int
@@ -128,7 +129,10 @@ def transcriptomics(
     if select_genes is None:
         select_genes = tmp.n_vars > 1000
     if select_genes:
-        sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=tmp.n_vars)
+        # numba's OpenMP layer sets the thread count of the process-wide OpenMP runtime (torch's
+        # included) to every core; threadpoolctl puts the caller's setting back afterwards
+        with threadpool_limits(limits=None):
+            sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=tmp.n_vars)
         if min_variance_norm is not None:
             selected = tmp.var["variances_norm"].to_numpy() >= min_variance_norm
         else:
@@ -148,12 +152,13 @@ def transcriptomics(
         )
     n_used = min(n_comps, n_genes - 1)
     tmp = tmp[:, selected].copy()
-    sc.pp.normalize_total(tmp, target_sum=target_sum)
-    sc.pp.log1p(tmp)
-    if sparse.issparse(tmp.X):  # scaling centres the data, hence densifies it anyway
-        tmp.X = tmp.X.toarray()
-    sc.pp.scale(tmp, max_value=max_value)
-    sc.pp.pca(tmp, n_comps=n_used, random_state=random_state)
+    with threadpool_limits(limits=None):  # as above
+        sc.pp.normalize_total(tmp, target_sum=target_sum)
+        sc.pp.log1p(tmp)
+        if sparse.issparse(tmp.X):  # scaling centres the data, hence densifies it anyway
+            tmp.X = tmp.X.toarray()
+        sc.pp.scale(tmp, max_value=max_value)
+        sc.pp.pca(tmp, n_comps=n_used, random_state=random_state)
 
     if copy:
         data, adata = copy_data(data, table_key)

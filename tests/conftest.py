@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,6 @@ def shared_file(name: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _quiet():
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("aestetik").setLevel(logging.WARNING)
 
 

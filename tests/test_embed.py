@@ -166,3 +166,17 @@ def test_pseudo_label_smoothing_and_self_training_run_and_are_recorded(adata):
     assert uns["params"]["refine_pseudo_labels"] == 5 and uns["params"]["pseudo_label_updates"] == 2
     assert uns["pseudo_labels_updated_at"].tolist() == [1, 3]
     assert np.isfinite(adata.obsm["X_aestetik"]).all()
+
+
+def test_graph_clustering_leaves_the_igraph_generator_alone():
+    """Leiden is seeded through igraph's global generator; it is put back afterwards."""
+    import random
+
+    ig = pytest.importorskip("igraph")
+    from aestetik._clustering import fit_clusters
+
+    fit_clusters(np.random.default_rng(0).normal(size=(60, 3)), 3, method="leiden", resolution=1.0)
+    random.seed(5)
+    first = ig.Graph.Erdos_Renyi(n=30, p=0.2).get_edgelist()
+    random.seed(5)
+    assert ig.Graph.Erdos_Renyi(n=30, p=0.2).get_edgelist() == first  # igraph draws from `random` again

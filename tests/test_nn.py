@@ -22,7 +22,7 @@ def test_shapes(w):
     z, rec = model(x)
     assert z.shape == (10, 8)
     assert rec.shape == x.shape
-    assert float(rec.min()) >= 0 and float(rec.max()) <= 1
+    assert float(rec.detach().min()) >= 0 and float(rec.detach().max()) <= 1
 
 
 @pytest.mark.parametrize("w", [5, 7])

@@ -131,10 +131,13 @@ def _graph_partition(graph, method: str, resolution: float, random_state: int) -
     import igraph as ig
 
     ig.set_random_number_generator(random.Random(random_state))
-    if method == "leiden":
-        part = graph.community_leiden(objective_function="modularity", resolution=resolution, n_iterations=-1)
-    else:
-        part = graph.community_multilevel(resolution=resolution)
+    try:
+        if method == "leiden":
+            part = graph.community_leiden(objective_function="modularity", resolution=resolution, n_iterations=-1)
+        else:
+            part = graph.community_multilevel(resolution=resolution)
+    finally:
+        ig.set_random_number_generator(random)  # igraph's default: Python's global generator
     return np.asarray(part.membership)
 
 

@@ -1,19 +1,27 @@
-"""Domain quality on every annotated data set in ../shared/data.
+"""Domain quality on every annotated data set in ../shared/data, with the same clustering for every column.
 
-For each file and seed:
-  * expression only: the expression PCA clustered by the same code as AESTETIK,
-  * AESTETIK expression only (morphology_weight 0, window 7), the paper's DLPFC setting,
-  * AESTETIK with morphology (``--morphology-weight``, 1.5 = the package default when
-    morphology features exist), on files that carry an H&E image in ``uns["spatial"]``;
-    the features come from ``aestetik.pp.morphology`` (built-in ``histology`` encoder).
-K = number of annotated domains, spatial refinement on, bgm clustering. Imaging-based
-data (no Visium lattice) goes through ``aestetik.pp.lattice`` first. ARI and NMI are
-computed on the annotated spots; timings are wall seconds on this machine.
+For each file and seed, K = number of annotated domains, ARI and NMI on the annotated spots,
+every representation clustered by ``aestetik.tl.cluster`` at its defaults (Bayesian Gaussian
+mixture + kNN refinement):
 
-    python benchmarks/bench_quality.py [--seeds 0 1 2] [--only dlpfc_151673]
+* ``expression``: the expression PCA of ``pp.transcriptomics``;
+* ``smoothed``: that PCA averaged over each spot and its 6 nearest spots, the features the
+  pseudo-labels are clustered from (a spatially smoothed PCA, the strongest simple baseline);
+* ``aestetik``: ``tl.embed`` at the package defaults: with morphology features from
+  ``pp.morphology`` (built-in encoder) where the file carries an H&E image;
+* ``aestetik_expression``: the same without morphology (``morphology_weight=0``), image files only;
+* ``previous``: the defaults of aestetik 0.1.0, i.e. the published method's pseudo-labels
+  (``pp.transcriptomics(min_variance_norm=1)``, ``tl.embed(pseudo_label_neighbors=0,
+  mixture_init="random")``, ``tl.cluster(mixture_init="random")``, morphology at weight 1.5
+  where there is an image).
 
-Runs can be split (e.g. one process per file and seed on a GPU machine) and merged:
-``--save part.json`` writes the per-seed records, ``--load part*.json`` prints the table.
+Imaging-based data goes through ``pp.lattice`` first. Timings are wall seconds of one
+``tl.embed`` + ``tl.cluster`` on the machine that ran it.
+
+    python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--only dlpfc_151673]
+    python benchmarks/bench_quality.py --only dlpfc_151673 --seeds 0 --save part.json   # split the work
+    python benchmarks/bench_quality.py --columns previous --seeds 0 1 2 --save prev.json  # some columns only
+    python benchmarks/bench_quality.py --load part*.json                               # merge and print
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import aestetik as ae
+from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA
@@ -40,104 +49,149 @@ from _common import SHARED_DATA
 warnings.filterwarnings("ignore")
 logging.getLogger("aestetik").setLevel(logging.ERROR)
 
-
-def scores(truth, pred) -> tuple[float, float]:
-    return adjusted_rand_score(truth, pred), normalized_mutual_info_score(truth, pred)
+COLUMNS = ("expression", "smoothed", "previous", "aestetik", "aestetik_expression")
 
 
 def has_image(adata: ad.AnnData) -> bool:
     return any(lib.get("images") for lib in adata.uns.get("spatial", {}).values())
 
 
-def run_file(path: Path, seeds: list[int], weight: float, trainer_kwargs: dict) -> list[dict]:
+def features(path: Path) -> tuple[ad.AnnData, dict]:
+    """The file with expression (new and 0.1.0 defaults) and, where there is an image, morphology features."""
     adata = ad.read_h5ad(path)
-    lab = adata.obs["is_labelled"].to_numpy(bool)
-    truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
-    k = int(adata.obs["ground_truth"].nunique())
     t0 = time.perf_counter()
     if "array_row" not in adata.obs:
         ae.pp.lattice(adata)
     ae.pp.transcriptomics(adata)
-    t_feat = time.perf_counter() - t0
-    image = has_image(adata)
-    t_morph = None
-    if image:
+    ae.pp.transcriptomics(adata, min_variance_norm=1.0, key_added="X_pca_previous")
+    nbrs = knn_indices(np.asarray(adata.obsm["spatial"])[:, :2], 6)
+    adata.obsm["X_smoothed"] = neighbour_mean(adata.obsm["X_pca_transcriptomics"], nbrs)
+    timings = {"features_s": time.perf_counter() - t0}
+    if has_image(adata):
         t0 = time.perf_counter()
         ae.pp.morphology(adata, show_progress_bar=False)
-        t_morph = time.perf_counter() - t0
-    records = []
+        timings["morphology_s"] = time.perf_counter() - t0
+    return adata, timings
+
+
+def run_file(path: Path, seeds: list[int], trainer_kwargs: dict, columns: tuple[str, ...] = COLUMNS) -> list[dict]:
+    adata, timings = features(path)
+    lab = adata.obs["is_labelled"].to_numpy(bool)
+    truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
+    k = int(adata.obs["ground_truth"].nunique())
+    image = "X_pca_morphology" in adata.obsm
     accel = trainer_kwargs.get("accelerator", "auto")
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() and accel in ("auto", "gpu", "cuda") else "cpu"
+    gpu = torch.cuda.is_available() and accel in ("auto", "gpu", "cuda")
+    device = torch.cuda.get_device_name(0) if gpu else "cpu"
+    embed_kw = {"n_clusters": k, "show_progress_bar": False, "trainer_kwargs": trainer_kwargs}
+
+    def score(**cluster_kw) -> list[float]:
+        ae.tl.cluster(adata, k, random_state=seed, **cluster_kw)
+        pred = adata.obs["aestetik_clusters"].astype(str).to_numpy()[lab]
+        return [adjusted_rand_score(truth, pred), normalized_mutual_info_score(truth, pred)]
+
+    records = []
     for seed in seeds:
-        rec = {"data": path.stem, "spots": adata.n_obs, "K": k, "seed": seed, "features_s": t_feat, "device": device}
-        ae.tl.cluster(adata, k, use_rep="X_pca_transcriptomics", key_added="expr", random_state=seed)
-        rec["expression"] = scores(truth, adata.obs["expr"].to_numpy()[lab])
-        runs = [("aestetik", 0.0)] + ([("aestetik_morphology", weight)] if image else [])
-        for name, w in runs:
-            t0 = time.perf_counter()
-            ae.tl.embed(
-                adata,
-                n_clusters=k,
-                morphology_weight=w,
-                window_size=7,
-                random_state=seed,
-                show_progress_bar=False,
-                trainer_kwargs=trainer_kwargs,
-            )
-            ae.tl.cluster(adata, k, random_state=seed)
-            rec[f"{name}_s"] = time.perf_counter() - t0
-            rec[name] = scores(truth, adata.obs["aestetik_clusters"].to_numpy()[lab])
+        rec = {"data": path.stem, "spots": adata.n_obs, "K": k, "seed": seed, "device": device, **timings}
+        if "expression" in columns:
+            rec["expression"] = score(use_rep="X_pca_transcriptomics")
+        if "smoothed" in columns:
+            rec["smoothed"] = score(use_rep="X_smoothed")
+        runs = {
+            "aestetik": ({}, {}),
+            "previous": (
+                {"expression_key": "X_pca_previous", "pseudo_label_neighbors": 0, "mixture_init": "random"},
+                {"mixture_init": "random"},
+            ),
+        }
         if image:
-            rec["morphology_weight"], rec["morphology_features_s"] = weight, t_morph
+            runs["aestetik_expression"] = ({"morphology_weight": 0.0}, {})
+        for name, (embed_extra, cluster_extra) in runs.items():
+            if name not in columns:
+                continue
+            t0 = time.perf_counter()
+            ae.tl.embed(adata, random_state=seed, **embed_kw, **embed_extra)
+            rec[name] = score(**cluster_extra)
+            rec[f"{name}_s"] = time.perf_counter() - t0
         records.append(rec)
-        msg = ", ".join(
-            f"{n} ARI {rec[n][0]:.3f}" for n in ("expression", "aestetik", "aestetik_morphology") if n in rec
-        )
-        print(f"{path.stem} seed {seed}: {msg}", flush=True)
+        print(f"{path.stem} seed {seed}: " + ", ".join(f"{c} {rec[c][0]:.3f}" for c in COLUMNS if c in rec), flush=True)
     return records
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.3f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def _median_of(rs: list[dict], key: str) -> str:
+    vals = [r[key] for r in rs if key in r]
+    return f"{statistics.median(vals):.0f}" if vals else "-"
+
+
+def merge(records: list[dict]) -> list[dict]:
+    """One record per (data set, seed): runs of different columns saved separately are joined."""
+    merged: dict[tuple[str, int], dict] = {}
+    for r in records:
+        merged.setdefault((r["data"], r["seed"]), {}).update(r)
+    return list(merged.values())
 
 
 def table(records: list[dict]) -> None:
     by_file: dict[str, list[dict]] = {}
-    for r in records:
+    for r in merge(records):
         by_file.setdefault(r["data"], []).append(r)
     seeds = sorted({r["seed"] for r in records})
-    weights = sorted({r["morphology_weight"] for r in records if "morphology_weight" in r})
-    print(f"\nmedian over seeds {seeds}; ARI / NMI on annotated spots; same clustering (bgm + kNN refinement) for all")
-    print(f"AESTETIK: window 7; '+ morphology' = morphology_weight {', '.join(f'{w:g}' for w in weights) or '-'}")
-    print("embed s: median wall seconds of one AESTETIK embed + cluster (expression only) on the row's device(s)")
-    head = f"{'data set':<26}{'spots':>7}{'K':>4}{'expression':>12}{'AESTETIK':>12}{'+ morphology':>14}"
-    print(head + f"  {'AESTETIK ARI per seed':<24}{'+ morphology per seed':<24}{'embed s':>8}  device")
-    summary: dict[str, list[float]] = {"expression": [], "aestetik": [], "aestetik_morphology": []}
+    print(f"\nARI on annotated spots: median over seeds {seeds} (min-max); the same clustering (tl.cluster) for all")
+    print("aestetik: package defaults (morphology where the file has an image); previous: aestetik 0.1.0 defaults")
+    head = f"{'data set':<24}{'spots':>6}{'K':>3}" + "".join(f"{c:>20}" for c in COLUMNS)
+    print(head + f"{'s/run':>8}{'prev s':>8}  device")
+    medians: dict[str, list[float]] = {c: [] for c in COLUMNS}
     for name, rs in sorted(by_file.items()):
         cells = []
-        for key in summary:
-            vals = [r[key] for r in rs if key in r]
+        for c in COLUMNS:
+            vals = [r[c][0] for r in rs if c in r]
+            cells.append(_cell(vals))
             if vals:
-                ari, nmi = statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals)
-                summary[key].append(ari)
-                cells.append(f"{ari:.3f}/{nmi:.2f}")
-            else:
-                cells.append("-")
-        per = [str([round(r[k][0], 3) for r in rs]) if k in rs[0] else "-" for k in ("aestetik", "aestetik_morphology")]
-        t = statistics.median(r["aestetik_s"] for r in rs)
+                medians[c].append(statistics.median(vals))
+        devices = " + ".join(sorted({r.get("device", "?") for r in rs}))
         print(
-            f"{name:<26}{rs[0]['spots']:>7}{rs[0]['K']:>4}{cells[0]:>12}{cells[1]:>12}{cells[2]:>14}  "
-            f"{per[0]:<24}{per[1]:<24}{t:>8.0f}  {' + '.join(sorted({r.get('device', '?') for r in rs}))}"
+            f"{name:<24}{rs[0]['spots']:>6}{rs[0]['K']:>3}"
+            + "".join(f"{c:>20}" for c in cells)
+            + f"{_median_of(rs, 'aestetik_s'):>8}{_median_of(rs, 'previous_s'):>8}  {devices}"
         )
+    print("\nper seed (ARI):")
+    for name, rs in sorted(by_file.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        print(
+            f"  {name:<24}"
+            + "  ".join(
+                f"{c} {[round(r[c][0], 3) for r in rs if c in r]}"
+                for c in ("aestetik", "aestetik_expression", "previous")
+                if any(c in r for r in rs)
+            )
+        )
+    collapsed = [
+        f"{name} {c} seed {r['seed']} ({r[c][0]:.3f})"
+        for name, rs in sorted(by_file.items())
+        for c in COLUMNS
+        for r in rs
+        if c in r and r[c][0] < 0.5 * statistics.median(x[c][0] for x in rs if c in x)
+    ]
+    print("\ncollapsed runs (ARI below half the median of their column): " + ("; ".join(collapsed) or "none"))
     print(
-        "\nmedian ARI over data sets: "
-        + ", ".join(f"{k} {np.median(v):.3f} ({len(v)} sets)" for k, v in summary.items() if v)
+        "\nmedian over data sets of the per-set medians: "
+        + ", ".join(f"{c} {np.median(v):.3f} ({len(v)} sets)" for c, v in medians.items() if v)
     )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--data-dir", default=str(SHARED_DATA))
-    p.add_argument("--morphology-weight", type=float, default=1.5)
     p.add_argument("--trainer", default="{}", help="trainer_kwargs of tl.embed as JSON")
+    p.add_argument("--columns", nargs="+", default=list(COLUMNS), choices=COLUMNS, help="the columns to compute")
     p.add_argument("--save", default=None, help="write the per-seed records to this JSON file")
     p.add_argument("--load", nargs="+", default=None, help="print the table of saved records instead of running")
     args = p.parse_args()
@@ -147,7 +201,7 @@ def main() -> None:
     files = sorted(Path(args.data_dir).glob("*.h5ad"))
     if args.only:
         files = [f for f in files if f.stem in args.only]
-    records = [r for f in files for r in run_file(f, args.seeds, args.morphology_weight, json.loads(args.trainer))]
+    records = [r for f in files for r in run_file(f, args.seeds, json.loads(args.trainer), tuple(args.columns))]
     if args.save:
         Path(args.save).write_text(json.dumps(records, indent=1))
     table(records)

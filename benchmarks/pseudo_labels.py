@@ -1,0 +1,90 @@
+"""How good are the pseudo-labels? ARI of the expression pseudo-labels against the annotation.
+
+No training: the pseudo-labels are what ``tl.embed`` clusters before it trains (the same
+``fit_clusters`` call), so this measures, on every annotated data set, the target the
+triplet loss pulls the embedding towards. Variants:
+
+* genes: ``3000`` most variable (the default of ``pp.transcriptomics``) or ``var>=1``
+  (normalised ``seurat_v3`` variance >= 1, the published rule);
+* smoothing: the expression PCA of each spot (``own``, the published method) or averaged
+  over the spot and its 6 / 18 nearest spots (``pseudo_label_neighbors``);
+* starts of the Bayesian Gaussian mixture: ``kmeans`` or ``random`` (the published method).
+
+    python benchmarks/pseudo_labels.py [--seeds 0 1 2 3 4] [--only dlpfc_151673]
+
+Prints, per data set and variant, the median ARI over seeds and its range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+import aestetik as ae
+from aestetik._clustering import fit_clusters
+from aestetik._neighbors import knn_indices, neighbour_mean
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SHARED_DATA
+
+warnings.filterwarnings("ignore")
+logging.getLogger("aestetik").setLevel(logging.ERROR)
+
+VARIANTS = [  # (genes, neighbours, starts)
+    ("var>=1", 0, "random"),  # the published method
+    ("var>=1", 0, "kmeans"),
+    ("var>=1", 6, "random"),
+    ("var>=1", 6, "kmeans"),
+    ("3000", 0, "kmeans"),
+    ("3000", 6, "random"),
+    ("3000", 6, "kmeans"),  # the defaults
+    ("3000", 18, "kmeans"),
+]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--data-dir", default=str(SHARED_DATA))
+    args = p.parse_args()
+    files = sorted(Path(args.data_dir).glob("*.h5ad"))
+    if args.only:
+        files = [f for f in files if f.stem in args.only]
+    print(f"ARI of the expression pseudo-labels, median (min-max) over seeds {args.seeds}")
+    print(f"{'data set':<24}{'genes':>8}{'neighbours':>11}{'starts':>8}  ARI")
+    for path in files:
+        adata = ad.read_h5ad(path)
+        lab = adata.obs["is_labelled"].to_numpy(bool)
+        truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
+        k = int(adata.obs["ground_truth"].nunique())
+        if "array_row" not in adata.obs:
+            ae.pp.lattice(adata)
+        ae.pp.transcriptomics(adata, key_added="X_3000")
+        ae.pp.transcriptomics(adata, min_variance_norm=1.0, key_added="X_var>=1")
+        xy = np.asarray(adata.obsm["spatial"])[:, :2]
+        nbrs = {n: knn_indices(xy, n) for n in {v[1] for v in VARIANTS} if n}
+        for genes, n, init in VARIANTS:
+            x = adata.obsm[f"X_{genes}"]
+            x = neighbour_mean(x, nbrs[n]) if n else x
+            aris = [
+                adjusted_rand_score(truth, fit_clusters(x, k, random_state=s, mixture_init=init)[0][lab])
+                for s in args.seeds
+            ]
+            print(
+                f"{path.stem:<24}{genes:>8}{n:>11}{init:>8}  {statistics.median(aris):.3f} "
+                f"({min(aris):.3f}-{max(aris):.3f})",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -134,3 +134,26 @@ def test_cluster_bad_input(adata, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         ae.tl.cluster(adata, **({"use_rep": "X_pca_transcriptomics", "n_clusters": 3} | kwargs))
     assert_untouched(adata, snap)
+
+
+@pytest.mark.parametrize(
+    ("call", "step"),
+    [
+        (lambda a: ae.tl.embed(a, n_clusters=3), "aestetik.pp.transcriptomics"),
+        (lambda a: ae.tl.cluster(a, 3), "aestetik.tl.embed"),
+        (lambda a: ae.tl.embed(a, n_clusters=3, expression_key="X_custom"), None),
+    ],
+)
+def test_missing_features_name_the_step_to_run(call, step):
+    adata = ae.datasets.synthetic(n_spots=50)
+    with pytest.raises(KeyError) as err:
+        call(adata)
+    assert (f"run {step}(adata) first" in str(err.value)) if step else ("first" not in str(err.value))
+
+
+def test_empty_anndata_says_so():
+    import anndata as ad
+
+    for call in (lambda a: ae.pp.transcriptomics(a), lambda a: ae.tl.embed(a, n_clusters=3)):
+        with pytest.raises(ValueError, match="empty"):
+            call(ad.AnnData(np.zeros((0, 5), dtype=np.float32)))

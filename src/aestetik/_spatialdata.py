@@ -14,16 +14,23 @@ def is_spatialdata(data: Any) -> bool:
 
 
 def check_data(data: Any, table_key: str | None) -> AnnData:
-    """The AnnData to work on: ``data`` itself, or ``data.tables[table_key]`` for SpatialData."""
+    """The AnnData to work on: ``data`` itself, or ``data.tables[table_key]`` for SpatialData.
+
+    Raises ``ValueError`` for a table without spots.
+    """
     if isinstance(data, AnnData):
-        return data
-    if is_spatialdata(data):
+        table = data
+    elif is_spatialdata(data):
         if table_key is None:
             raise ValueError(f"pass table_key= for SpatialData input; tables: {list(data.tables)}")
         if table_key not in data.tables:
             raise KeyError(f"table_key {table_key!r} not in the SpatialData tables {list(data.tables)}")
-        return data.tables[table_key]
-    raise TypeError(f"expected an AnnData or a SpatialData object, got {type(data).__name__}")
+        table = data.tables[table_key]
+    else:
+        raise TypeError(f"expected an AnnData or a SpatialData object, got {type(data).__name__}")
+    if table.n_obs == 0:
+        raise ValueError("the AnnData is empty: it has no spots (n_obs == 0)")
+    return table
 
 
 def copy_data(data: Any, table_key: str | None) -> tuple[Any, AnnData]:

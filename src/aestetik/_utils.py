@@ -95,10 +95,19 @@ def sample_codes(adata: AnnData, library_key: str | None) -> np.ndarray:
     return pd.Categorical(col).codes.astype(np.int64)
 
 
+#: The function that writes each default ``obsm`` key, named in the error when the key is missing.
+PRODUCED_BY = {
+    "X_pca_transcriptomics": "aestetik.pp.transcriptomics",
+    "X_pca_morphology": "aestetik.pp.morphology",
+    "X_aestetik": "aestetik.tl.embed",
+}
+
+
 def obsm_features(adata: AnnData, key: str, *, what: str = "features") -> np.ndarray:
     """``adata.obsm[key]`` as a finite float32 2-D array."""
     if key not in adata.obsm:
-        raise KeyError(f"{what} key {key!r} not found in adata.obsm (available: {list(adata.obsm.keys())})")
+        hint = f"; run {PRODUCED_BY[key]}(adata) first" if key in PRODUCED_BY else ""
+        raise KeyError(f"{what} key {key!r} not found in adata.obsm (available: {list(adata.obsm.keys())}){hint}")
     x = adata.obsm[key]
     if hasattr(x, "toarray"):
         x = x.toarray()

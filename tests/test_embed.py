@@ -140,8 +140,8 @@ def test_x_array_y_array_coordinates(adata):
 
 
 def test_recovers_synthetic_domains():
-    """A slide with a known answer where the neighbourhood matters (markers raised 2.2-fold, as in
-    the demo): AESTETIK's domains match the layers, the expression PCA's do not (unrefined, 40 epochs:
+    """A slide with a known answer where the neighbourhood matters (markers raised 2.2-fold):
+    AESTETIK's domains match the layers, the expression PCA's do not (unrefined, 40 epochs:
     0.85 against 0.45 measured)."""
     adata = ae.datasets.synthetic(n_spots=400, fold_change=2.2, random_state=0)
     ae.pp.transcriptomics(adata)

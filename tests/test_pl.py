@@ -85,3 +85,22 @@ def test_loss_curves(adata):
         ae.pl.loss(adata, terms=["nope"], show=False)
     with pytest.raises(KeyError, match="tl.embed"):
         ae.pl.loss(adata, key="other", show=False)
+
+
+def test_spatial_takes_spatialdata_with_table_key():
+    sdata = ae.datasets.synthetic(n_spots=120, as_spatialdata=True)
+    table_key = next(iter(sdata.tables))
+    fig = ae.pl.spatial(sdata, color=["ground_truth"], table_key=table_key, return_fig=True)
+    assert len(fig.axes) >= 1
+    with pytest.raises(ValueError, match="table_key"):
+        ae.pl.spatial(sdata, color=["ground_truth"], return_fig=True)
+    plt.close("all")
+
+
+def test_loss_takes_spatialdata_with_table_key():
+    sdata = ae.datasets.synthetic(n_spots=120, as_spatialdata=True)
+    table_key = next(iter(sdata.tables))
+    ae.pp.transcriptomics(sdata, table_key=table_key)
+    ae.tl.embed(sdata, table_key=table_key, **FAST)
+    assert ae.pl.loss(sdata, table_key=table_key, return_fig=True) is not None
+    plt.close("all")

@@ -79,7 +79,7 @@ def _image_key(adata: AnnData, library_id: str | None, img_key: str | None) -> t
 
 
 def spatial(
-    adata: AnnData,
+    adata: AnnData | Any,
     color: str | Sequence[str] = "aestetik_clusters",
     *,
     reference: str | None = None,
@@ -92,6 +92,7 @@ def spatial(
     ax: Axes | Sequence[Axes] | None = None,
     show: bool | None = None,
     return_fig: bool = False,
+    table_key: str | None = None,
     **kwargs: Any,
 ) -> Figure | Axes | list[Axes] | None:
     """Spots coloured by ``obs`` columns, over the H&E image when there is one.
@@ -104,7 +105,9 @@ def spatial(
     Parameters
     ----------
     adata
-        Annotated data with ``obsm["spatial"]``.
+        Annotated data with ``obsm["spatial"]``, or a SpatialData object with ``table_key``
+        (coordinates from the table's ``obsm["spatial"]``, else the centres of the spots'
+        shapes; the image is the one in the table's ``uns["spatial"]``, if any).
     color
         ``obs`` column(s) to show, one panel each.
     reference
@@ -130,6 +133,8 @@ def spatial(
         Show the figure (default: when neither ``ax`` nor ``return_fig`` is given).
     return_fig
         Return the figure.
+    table_key
+        The table of a SpatialData object to plot.
     **kwargs
         Passed to :func:`scanpy.pl.spatial` (``size``, ``alpha_img``, ``legend_loc``, ...).
 
@@ -146,12 +151,16 @@ def spatial(
     import scanpy as sc
     from sklearn.metrics import adjusted_rand_score
 
+    from aestetik._spatialdata import check_data, is_spatialdata, table_coordinates
+
+    data, adata = adata, check_data(adata, table_key)
     colors = [color] if isinstance(color, str) else list(color)
     missing = [c for c in [*colors, *([reference] if reference else [])] if c not in adata.obs]
     if missing:
         raise KeyError(f"column(s) {missing} not found in adata.obs")
-    if "spatial" not in adata.obsm:
+    if "spatial" not in adata.obsm and not is_spatialdata(data):
         raise KeyError("adata.obsm['spatial'] (spot coordinates) is missing")
+    coords = table_coordinates(data, adata, None)
     if library_key is not None and library_key not in adata.obs:
         raise KeyError(f"library_key {library_key!r} not found in adata.obs")
     lib, key = _image_key(adata, library_id, img_key)
@@ -162,7 +171,7 @@ def spatial(
     cols_needed = list(dict.fromkeys([*colors, *([reference] if reference else [])]))
     view = AnnData(
         obs=adata.obs.loc[mask, cols_needed].copy(),
-        obsm={"spatial": np.asarray(adata.obsm["spatial"])[mask]},
+        obsm={"spatial": coords[mask]},
         uns={"spatial": {lib: adata.uns["spatial"][lib]}} if lib is not None else {},
     )
     for c in cols_needed:  # categorical-looking columns become categorical, in the view only
@@ -224,7 +233,7 @@ def spatial(
 
 
 def loss(
-    adata: AnnData,
+    adata: AnnData | Any,
     key: str = "aestetik",
     *,
     terms: Sequence[str] | None = None,
@@ -232,13 +241,14 @@ def loss(
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
+    table_key: str | None = None,
 ) -> Figure | Axes | None:
     """Training curves stored by :func:`aestetik.tl.embed` in ``uns[key]["history"]``.
 
     Parameters
     ----------
     adata
-        Annotated data after :func:`aestetik.tl.embed`.
+        Annotated data after :func:`aestetik.tl.embed` (or a SpatialData object, with ``table_key``).
     key
         ``uns`` key of the run (``key_added`` without ``X_``).
     terms
@@ -251,6 +261,8 @@ def loss(
         Show the figure (default: when neither ``ax`` nor ``return_fig`` is given).
     return_fig
         Return the figure.
+    table_key
+        The table of a SpatialData object.
 
     Returns
     -------
@@ -264,6 +276,9 @@ def loss(
     >>> ae.tl.embed(adata, n_clusters=3, max_epochs=3, show_progress_bar=False)
     >>> fig = ae.pl.loss(adata, return_fig=True)
     """
+    from aestetik._spatialdata import check_data
+
+    adata = check_data(adata, table_key)
     if key not in adata.uns or "history" not in adata.uns[key]:
         raise KeyError(f"adata.uns[{key!r}]['history'] not found; run aestetik.tl.embed first")
     history = adata.uns[key]["history"]

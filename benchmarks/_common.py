@@ -12,6 +12,14 @@ from pathlib import Path
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def annotation(adata) -> tuple:
+    """``(lab, truth, k)`` of an annotated file: the mask of annotated spots, their labels as
+    strings and the number of annotated domains (the K every benchmark clusters into)."""
+    lab = adata.obs["is_labelled"].to_numpy(bool)
+    truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
+    return lab, truth, int(adata.obs["ground_truth"].nunique())
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (MiB)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -49,7 +49,7 @@ import aestetik as ae
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import SHARED_DATA  # noqa: E402
+from _common import SHARED_DATA, annotation  # noqa: E402
 
 METHODS = ["graphst", "stagate", "spagcn", "banksy"]
 warnings.filterwarnings("ignore")
@@ -87,9 +87,7 @@ def run_peer(
 
 def score_file(path: Path, runs: list[tuple[str, int, Path]]) -> list[dict]:
     adata = ad.read_h5ad(path)
-    lab = adata.obs["is_labelled"].to_numpy(bool)
-    truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
-    k = int(adata.obs["ground_truth"].nunique())
+    lab, truth, k = annotation(adata)
     if "array_row" not in adata.obs:
         ae.pp.lattice(adata)
     records = []

@@ -44,7 +44,7 @@ import aestetik as ae
 from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA
+from _common import SHARED_DATA, annotation
 
 warnings.filterwarnings("ignore")
 logging.getLogger("aestetik").setLevel(logging.ERROR)
@@ -76,9 +76,7 @@ def features(path: Path) -> tuple[ad.AnnData, dict]:
 
 def run_file(path: Path, seeds: list[int], trainer_kwargs: dict, columns: tuple[str, ...] = COLUMNS) -> list[dict]:
     adata, timings = features(path)
-    lab = adata.obs["is_labelled"].to_numpy(bool)
-    truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
-    k = int(adata.obs["ground_truth"].nunique())
+    lab, truth, k = annotation(adata)
     image = "X_pca_morphology" in adata.obsm
     accel = trainer_kwargs.get("accelerator", "auto")
     gpu = torch.cuda.is_available() and accel in ("auto", "gpu", "cuda")

@@ -23,7 +23,7 @@ from sklearn.mixture import BayesianGaussianMixture
 import aestetik as ae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA
+from _common import SHARED_DATA, annotation
 
 warnings.filterwarnings("ignore")
 
@@ -40,9 +40,7 @@ def main() -> None:
     print(f"ARI of bgm (tied, 10 restarts) on the expression PCA, seeds {args.seeds}, no refinement")
     for f in files:
         adata = ad.read_h5ad(f)
-        lab = adata.obs["is_labelled"].to_numpy(bool)
-        truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
-        k = int(adata.obs["ground_truth"].nunique())
+        lab, truth, k = annotation(adata)
         if "array_row" not in adata.obs:
             ae.pp.lattice(adata)
         ae.pp.transcriptomics(adata)

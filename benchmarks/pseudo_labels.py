@@ -33,7 +33,7 @@ from aestetik._clustering import fit_clusters
 from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA
+from _common import SHARED_DATA, annotation
 
 warnings.filterwarnings("ignore")
 logging.getLogger("aestetik").setLevel(logging.ERROR)
@@ -63,9 +63,7 @@ def main() -> None:
     print(f"{'data set':<24}{'genes':>8}{'neighbours':>11}{'starts':>8}  ARI")
     for path in files:
         adata = ad.read_h5ad(path)
-        lab = adata.obs["is_labelled"].to_numpy(bool)
-        truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
-        k = int(adata.obs["ground_truth"].nunique())
+        lab, truth, k = annotation(adata)
         if "array_row" not in adata.obs:
             ae.pp.lattice(adata)
         ae.pp.transcriptomics(adata, key_added="X_3000")

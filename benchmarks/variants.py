@@ -27,7 +27,7 @@ from sklearn.metrics import adjusted_rand_score
 import aestetik as ae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA
+from _common import SHARED_DATA, annotation
 
 warnings.filterwarnings("ignore")
 logging.getLogger("aestetik").setLevel(logging.ERROR)
@@ -45,9 +45,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="append the JSON lines to this file")
     args = p.parse_args()
     adata = ad.read_h5ad(Path(args.data_dir) / f"{args.data}.h5ad")
-    lab = adata.obs["is_labelled"].to_numpy(bool)
-    truth = adata.obs["ground_truth"].astype(str).to_numpy()[lab]
-    k = int(adata.obs["ground_truth"].nunique())
+    lab, truth, k = annotation(adata)
     if "array_row" not in adata.obs:
         ae.pp.lattice(adata)
     ae.pp.transcriptomics(adata, **json.loads(args.pp))

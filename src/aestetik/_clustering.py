@@ -68,26 +68,85 @@ def fit_clusters(
     proba
         ``(N,)`` probability of the assigned cluster (``bgm`` only), else ``None``.
     info
-        Details worth recording (e.g. the resolution search).
+        Details worth recording (e.g. the resolution search), and under ``"model"`` what
+        :func:`assign_clusters` needs to put new points into these clusters.
     """
     check_method(method)
     check_mixture_init(mixture_init)
     x = np.asarray(x, dtype=np.float64)
     info: dict = {}
     proba = None
+    model: dict = {}
     n_init = 10 if n_init is None else n_init
     if method in ("bgm", "kmeans"):
         # small dense matrices: BLAS threads synchronise more than they compute
         with threadpool_limits(1):
             if method == "bgm":
-                labels, proba, info = _mixture(x, n_clusters, mixture_init, n_init, random_state)
+                labels, proba, info, model = _mixture(x, n_clusters, mixture_init, n_init, random_state)
             else:
                 from sklearn.cluster import KMeans
 
-                labels = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit_predict(x)
+                km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(x)
+                labels, model = km.labels_, {"kind": "centroids", "centres": km.cluster_centers_}
     else:
         labels, info = _graph_clusters(x, n_clusters, method=method, random_state=random_state, resolution=resolution)
-    return _renumber(labels), proba, info
+    labels, rank = _renumber(labels)
+    if method in ("bgm", "kmeans"):
+        n_components = len(model["means"] if method == "bgm" else model["centres"])
+        label_of = np.full(n_components, -1, dtype=np.int64)
+        label_of[list(rank)] = list(rank.values())
+        model["label_of_component"] = label_of
+    else:  # graph partitions: the centroid of each cluster
+        model = {"kind": "centroids", "centres": np.stack([x[labels == c].mean(0) for c in range(labels.max() + 1)])}
+        model["label_of_component"] = np.arange(len(model["centres"]), dtype=np.int64)
+    info["model"] = model
+    return labels, proba, info
+
+
+def assign_clusters(x: np.ndarray, model: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """Put new points into clusters fitted by :func:`fit_clusters` (its ``info["model"]``).
+
+    A mixture assigns each point to its most probable component, as it did the points it
+    was fitted on (components that got no point then are left out); k-means and graph
+    clusters assign each point to the nearest cluster centre.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    label_of = np.asarray(model["label_of_component"], dtype=np.int64)
+    if model["kind"] == "bgm":
+        with threadpool_limits(1):
+            p = _restore_mixture(model, x.shape[1]).predict_proba(x)
+        p = p[:, label_of >= 0]
+        best = p.argmax(axis=1)
+        return label_of[label_of >= 0][best], p.max(axis=1)
+    centres = np.asarray(model["centres"], dtype=np.float64)
+    if centres.shape[1] != x.shape[1]:
+        raise ValueError(f"the clusters were fitted on {centres.shape[1]} dimensions, the data has {x.shape[1]}")
+    d = ((x[:, None, :] - centres[None]) ** 2).sum(-1) if len(x) * len(centres) < 1e8 else None
+    if d is None:  # large inputs: one centre at a time
+        d = np.stack([((x - c) ** 2).sum(1) for c in centres], axis=1)
+    return label_of[d.argmin(axis=1)], None
+
+
+def _restore_mixture(model: dict, n_features: int):
+    """The fitted ``BayesianGaussianMixture`` back from its arrays (no pickle)."""
+    from sklearn.mixture import BayesianGaussianMixture
+
+    means = np.asarray(model["means"], dtype=np.float64)
+    if means.shape[1] != n_features:
+        raise ValueError(f"the clusters were fitted on {means.shape[1]} dimensions, the data has {n_features}")
+    bgm = BayesianGaussianMixture(n_components=len(means), covariance_type="tied")
+    bgm.weight_concentration_ = (
+        np.asarray(model["weight_concentration_alpha"], dtype=np.float64),
+        np.asarray(model["weight_concentration_beta"], dtype=np.float64),
+    )
+    bgm.mean_precision_ = np.asarray(model["mean_precision"], dtype=np.float64)
+    bgm.means_ = means
+    bgm.precisions_cholesky_ = np.asarray(model["precisions_cholesky"], dtype=np.float64)
+    bgm.degrees_of_freedom_ = np.asarray(model["degrees_of_freedom"], dtype=np.float64)
+    bgm.covariances_ = np.asarray(model["covariances"], dtype=np.float64)
+    bgm.n_features_in_ = n_features
+    bgm.converged_ = True
+    return bgm
 
 
 def _mixture(x: np.ndarray, n_clusters: int, init: str, n_init: int, random_state: int):
@@ -102,16 +161,29 @@ def _mixture(x: np.ndarray, n_clusters: int, init: str, n_init: int, random_stat
         random_state=random_state,
     ).fit(x)
     p = bgm.predict_proba(x)
-    return p.argmax(axis=1), p.max(axis=1), {"converged": bool(bgm.converged_)}
+    model = {
+        "kind": "bgm",
+        "weight_concentration_alpha": bgm.weight_concentration_[0],
+        "weight_concentration_beta": bgm.weight_concentration_[1],
+        "mean_precision": bgm.mean_precision_,
+        "means": bgm.means_,
+        "precisions_cholesky": bgm.precisions_cholesky_,
+        "degrees_of_freedom": bgm.degrees_of_freedom_,
+        "covariances": bgm.covariances_,
+    }
+    return p.argmax(axis=1), p.max(axis=1), {"converged": bool(bgm.converged_)}, model
 
 
-def _renumber(labels: np.ndarray) -> np.ndarray:
-    """Labels ``0..k-1`` by decreasing size (ties by first label), so that they do not depend on internal ids."""
+def _renumber(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """Labels ``0..k-1`` by decreasing size (ties by first label), and the new label of every old one.
+
+    The numbering then does not depend on the clustering's internal ids.
+    """
     uniq, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     order = np.lexsort((uniq, -counts))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    return rank[inverse].astype(np.int64)
+    return rank[inverse].astype(np.int64), {int(u): int(r) for u, r in zip(uniq, rank, strict=True)}
 
 
 def _knn_graph(x: np.ndarray, n_neighbors: int = 15):

@@ -140,3 +140,33 @@ def check_int(name: str, value: object, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def state_id(state: dict) -> str:
+    """A short fingerprint of a fitted preprocessing state (its arrays and settings)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name in sorted(state):
+        if name == "id":
+            continue
+        value = state[name]
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray) else repr(value).encode())
+    return h.hexdigest()[:16]
+
+
+def reference_state(reference: object, key: str, *, produced_by: str) -> tuple[dict, dict]:
+    """``(state, params)`` fitted under ``uns[key]`` of a reference AnnData, or held by a model."""
+    from aestetik._spatialdata import check_data
+
+    if hasattr(reference, "preprocessing_state"):  # an AESTETIK model
+        return reference.preprocessing_state(key)
+    table = check_data(reference, None)
+    entry = table.uns.get(key)
+    if not isinstance(entry, dict) or "state" not in entry:
+        raise KeyError(
+            f"the reference has no fitted state in uns[{key!r}]: run {produced_by}(reference) first "
+            "(with the same key_added)"
+        )
+    return dict(entry["state"]), dict(entry.get("params", {}))

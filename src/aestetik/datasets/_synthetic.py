@@ -30,13 +30,23 @@ def _domain(x: np.ndarray, y: np.ndarray, width: float, height: float, n_domains
     return np.clip((t * n_domains).astype(np.int64), 0, n_domains - 1)
 
 
+def _programs(
+    rng: np.random.Generator, n_genes: int, n_domains: int, n_markers: int, fold_change: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gene baselines and the log fold changes of each domain's marker genes (shared by all samples)."""
+    base = rng.lognormal(mean=0.0, sigma=1.0, size=n_genes) * 1.0
+    log_fc = np.zeros((n_domains, n_genes))
+    for d in range(n_domains):
+        markers = rng.choice(n_genes, size=n_markers, replace=False)
+        log_fc[d, markers] = np.log(fold_change)
+    return base, log_fc
+
+
 def _one_sample(
     rng: np.random.Generator,
     n_spots: int,
-    n_genes: int,
-    n_domains: int,
-    n_markers: int,
-    fold_change: float,
+    base: np.ndarray,
+    log_fc: np.ndarray,
     spot_distance: float,
     scalef: float,
     with_image: bool = True,
@@ -51,14 +61,10 @@ def _one_sample(
     x = margin + cols * spot_distance / 2
     y = margin + rows * spot_distance * np.sqrt(3) / 2
     width, height = x.max() + margin, y.max() + margin
+    n_domains = len(log_fc)
     domain = _domain(x - margin, y - margin, width - 2 * margin, height - 2 * margin + 1e-9, n_domains)
 
     # Negative-binomial counts: gene baselines, domain markers, spot library sizes.
-    base = rng.lognormal(mean=0.0, sigma=1.0, size=n_genes) * 1.0
-    log_fc = np.zeros((n_domains, n_genes))
-    for d in range(n_domains):
-        markers = rng.choice(n_genes, size=n_markers, replace=False)
-        log_fc[d, markers] = np.log(fold_change)
     size = rng.lognormal(mean=0.0, sigma=0.3, size=n_spots)
     mu = base[None, :] * np.exp(log_fc[domain]) * size[:, None]
     theta = 5.0
@@ -88,6 +94,7 @@ def synthetic(
     n_markers: int = 20,
     fold_change: float = 2.5,
     n_samples: int = 1,
+    batch_effect: float = 0.0,
     with_image: bool = True,
     as_spatialdata: bool = False,
     random_state: int = 0,
@@ -114,7 +121,11 @@ def synthetic(
     fold_change
         Expression fold change of a domain's markers.
     n_samples
-        Number of slides, stacked with ``obs["sample"]``; each has its own image.
+        Number of slides of the same tissue (the same domains and marker genes), stacked
+        with ``obs["sample"]``; each has its own image.
+    batch_effect
+        Slide effect: every slide's gene baselines are multiplied by a log-normal factor of
+        this standard deviation, drawn per slide and gene (``0``: none).
     with_image
         Draw the H&E-like image (skip it for large slides used only for expression).
     as_spatialdata
@@ -151,12 +162,14 @@ def synthetic(
         raise ValueError(f"n_markers ({n_markers}) cannot exceed n_genes ({n_genes})")
     rng = np.random.default_rng(random_state)
     spot_distance, scalef, spot_diameter = 100.0, 0.2, 55.0
+    if batch_effect < 0:
+        raise ValueError(f"batch_effect must be >= 0, got {batch_effect}")
     blocks, obs, coords, spatial = [], [], [], {}
+    base, log_fc = _programs(rng, n_genes, n_domains, n_markers, fold_change)
     for s in range(n_samples):
         lib = "synthetic" if n_samples == 1 else f"synthetic_{s}"
-        x, o, xy, img, _ = _one_sample(
-            rng, n_spots, n_genes, n_domains, n_markers, fold_change, spot_distance, scalef, with_image
-        )
+        shift = rng.lognormal(0.0, batch_effect, size=n_genes) if batch_effect > 0 else 1.0
+        x, o, xy, img, _ = _one_sample(rng, n_spots, base * shift, log_fc, spot_distance, scalef, with_image)
         o["sample"] = lib
         o.index = [f"{lib}_spot{i}" for i in range(len(o))]
         blocks.append(x)

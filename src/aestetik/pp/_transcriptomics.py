@@ -10,7 +10,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from aestetik._spatialdata import check_data, copy_data
-from aestetik._utils import check_int
+from aestetik._utils import check_int, reference_state, state_id
 
 logger = logging.getLogger("aestetik")
 
@@ -48,7 +48,9 @@ def transcriptomics(
     select_genes: bool | None = None,
     target_sum: float = 1e4,
     max_value: float = 10.0,
+    library_key: str | None = None,
     key_added: str = "X_pca_transcriptomics",
+    reference: Any = None,
     random_state: int = 0,
     table_key: str | None = None,
     copy: bool = False,
@@ -62,6 +64,11 @@ def transcriptomics(
     to ``target_sum`` per spot, log1p-transformed, scaled (clipped at ``max_value``)
     and reduced by PCA. All of this runs on a private copy of the counts: ``adata.X``
     and the layers are never modified.
+
+    With ``reference`` (a slide processed before, or a trained :class:`aestetik.AESTETIK`),
+    nothing is fitted: the reference's genes, scaling and principal axes are applied to
+    this slide's counts, so that its features live in the same space as the reference's
+    (what a model trained on the reference needs to embed this slide).
 
     Parameters
     ----------
@@ -87,9 +94,22 @@ def transcriptomics(
         Total counts per spot after normalisation.
     max_value
         Clip value after scaling to unit variance.
+    library_key
+        ``obs`` column of each spot's slide (the batch), for several slides processed
+        together: genes are ranked by their variance within slides, and every slide is
+        centred and scaled on its own before the shared PCA, so that a gene's offset from
+        one slide to the next (a slide effect) does not become a principal axis. A
+        ``reference`` fitted this way scales the new slide (each of its ``library_key``
+        slides) on its own too.
     key_added
         ``obsm`` key of the result; the parameters go to ``uns[key_added.removeprefix("X_")]``
         and the selected genes to ``var[f"{key}_genes"]``.
+    reference
+        An AnnData (or SpatialData table) processed by this function with the same
+        ``key_added``, or a trained :class:`aestetik.AESTETIK`: project onto its fitted
+        features instead of fitting new ones (``n_comps``, ``min_cells``, the gene selection,
+        ``target_sum`` and ``max_value`` then come from the reference). Every gene of the
+        reference must be in ``var_names``; a ``KeyError`` names the missing ones.
     random_state
         Seed of the PCA solver.
     table_key
@@ -100,7 +120,9 @@ def transcriptomics(
     Returns
     -------
     ``None``, or the copy when ``copy=True``. Writes ``obsm[key_added]`` (``(n_obs, n_comps)``),
-    ``var[f"{key}_genes"]`` and ``uns[key]["params"]`` with ``key = key_added.removeprefix("X_")``.
+    ``var[f"{key}_genes"]`` and ``uns[key]`` with ``key = key_added.removeprefix("X_")``:
+    ``params``, and ``state`` (the genes, their scaling means and standard deviations, the
+    principal axes and an ``id``), what ``reference`` reads.
 
     Examples
     --------
@@ -111,6 +133,11 @@ def transcriptomics(
     (300, 15)
     """
     data, adata = adata, check_data(adata, table_key)
+    batches = _batch_codes(adata, library_key)
+    if reference is not None:
+        return _project(
+            data, adata, reference, layer=layer, batches=batches, key_added=key_added, table_key=table_key, copy=copy
+        )
     n_comps = check_int("n_comps", n_comps, minimum=1)
     min_cells = check_int("min_cells", min_cells, minimum=0)
     n_top_genes = check_int("n_top_genes", n_top_genes, minimum=2)
@@ -131,8 +158,12 @@ def transcriptomics(
     if select_genes:
         # numba's OpenMP layer sets the thread count of the process-wide OpenMP runtime (torch's
         # included) to every core; threadpoolctl puts the caller's setting back afterwards
+        if library_key is not None:
+            tmp.obs["batch"] = batches.astype(str)
         with threadpool_limits(limits=None):
-            sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=tmp.n_vars)
+            sc.pp.highly_variable_genes(
+                tmp, flavor="seurat_v3", n_top_genes=tmp.n_vars, batch_key="batch" if library_key else None
+            )
         if min_variance_norm is not None:
             selected = tmp.var["variances_norm"].to_numpy() >= min_variance_norm
         else:
@@ -157,8 +188,12 @@ def transcriptomics(
         sc.pp.log1p(tmp)
         if sparse.issparse(tmp.X):  # scaling centres the data, hence densifies it anyway
             tmp.X = tmp.X.toarray()
-        sc.pp.scale(tmp, max_value=max_value)
+        if library_key is None:
+            sc.pp.scale(tmp, max_value=max_value)
+        else:
+            tmp.X = scale_per_batch(np.asarray(tmp.X), batches, max_value)
         sc.pp.pca(tmp, n_comps=n_used, random_state=random_state)
+    state = _fitted_state(tmp, target_sum=target_sum, max_value=max_value, per_batch=library_key is not None)
 
     if copy:
         data, adata = copy_data(data, table_key)
@@ -177,13 +212,128 @@ def transcriptomics(
             "select_genes": select_genes,
             "target_sum": target_sum,
             "max_value": max_value,
+            "library_key": library_key,
             "random_state": random_state,
         },
         "n_genes": n_genes,
         "n_comps": n_used,
         "variance_ratio": np.asarray(tmp.uns["pca"]["variance_ratio"]),
+        "state": state,
     }
     logger.info(
         "added obsm[%r] (%d PCs of %d genes), var[%r], uns[%r]", key_added, n_used, n_genes, f"{key}_genes", key
     )
+    return data if copy else None
+
+
+def _batch_codes(adata: AnnData, library_key: str | None) -> np.ndarray:
+    """Integer slide code of every spot (all zero without ``library_key``)."""
+    from aestetik._utils import sample_codes
+
+    return sample_codes(adata, library_key)
+
+
+def scale_per_batch(x: np.ndarray, batches: np.ndarray, max_value: float) -> np.ndarray:
+    """Centre every gene and scale it to unit variance within each batch, then clip at ``max_value``.
+
+    As scanpy's ``pp.scale`` (unbiased variance; a constant gene keeps scale 1), slide by slide.
+    """
+    out = np.empty_like(x, dtype=np.float32)
+    for b in np.unique(batches):
+        rows = batches == b
+        xb = np.asarray(x[rows], dtype=np.float64)
+        std = xb.std(axis=0, ddof=1) if rows.sum() > 1 else np.ones(xb.shape[1])
+        std[std == 0] = 1.0
+        out[rows] = np.clip((xb - xb.mean(axis=0)) / std, -max_value, max_value)
+    return out
+
+
+def _fitted_state(tmp: AnnData, *, target_sum: float, max_value: float, per_batch: bool) -> dict[str, Any]:
+    """What :func:`transcriptomics` fitted, enough to project another slide's counts.
+
+    With per-batch scaling there are no shared gene means and deviations (``NaN``): a new
+    slide is scaled on its own.
+    """
+    x = np.asarray(tmp.X)
+    if per_batch:
+        mean = std = np.full(tmp.n_vars, np.nan)
+    else:
+        mean = tmp.var["mean"].to_numpy(np.float64)
+        std = tmp.var["std"].to_numpy(np.float64).copy()
+        std[std == 0] = 1.0  # as scanpy's scale
+    state = {
+        "genes": np.asarray(tmp.var_names, dtype=str),
+        "mean": mean,
+        "std": std,
+        "per_batch": bool(per_batch),
+        "pca_mean": x.mean(axis=0, dtype=np.float64),  # after clipping: the centre the PCA used
+        "components": np.asarray(tmp.varm["PCs"], dtype=np.float64).T.copy(),
+        "target_sum": float(target_sum),
+        "max_value": float(max_value),
+    }
+    state["id"] = state_id(state)
+    return state
+
+
+def _log_normalised(x, target_sum: float) -> np.ndarray:
+    """Counts of some spots, normalised to ``target_sum`` per spot and log1p-transformed (dense)."""
+    x = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+    total = x.sum(axis=1, keepdims=True)
+    total[total == 0] = 1.0
+    return np.log1p(x * (target_sum / total))
+
+
+def project_counts(counts, state: dict[str, Any], *, batches: np.ndarray | None = None, chunk_size: int = 16384):
+    """Apply a fitted :func:`transcriptomics` state to raw counts of its genes.
+
+    Per spot: normalise to ``target_sum``, log1p, scale with the fitted means and standard
+    deviations (per-batch states: with those of each of ``batches``), clip at ``max_value``
+    and project on the fitted principal axes. Memory follows one chunk of ``chunk_size``
+    spots (one batch, for per-batch states) densified over the state's genes.
+    """
+    n = counts.shape[0]
+    comps = np.asarray(state["components"], dtype=np.float64)
+    mean, std, centre = (np.asarray(state[k], dtype=np.float64) for k in ("mean", "std", "pca_mean"))
+    max_value, target_sum = float(state["max_value"]), float(state["target_sum"])
+    out = np.empty((n, comps.shape[0]), dtype=np.float32)
+    if state.get("per_batch", False):
+        batches = np.zeros(n, dtype=np.int64) if batches is None else batches
+        for b in np.unique(batches):
+            rows = np.flatnonzero(batches == b)
+            x = _log_normalised(counts[rows], target_sum)
+            out[rows] = (scale_per_batch(x, np.zeros(len(rows)), max_value) - centre) @ comps.T
+        return out
+    for start in range(0, n, chunk_size):
+        x = _log_normalised(counts[start : start + chunk_size], target_sum)
+        x = np.clip((x - mean) / std, -max_value, max_value)
+        out[start : start + len(x)] = (x - centre) @ comps.T
+    return out
+
+
+def _project(data: Any, adata: AnnData, reference: Any, *, layer, batches, key_added: str, table_key, copy: bool):
+    """:func:`transcriptomics` with ``reference``: the reference's fitted state applied to ``adata``."""
+    key = key_added.removeprefix("X_")
+    state, params = reference_state(reference, key, produced_by="aestetik.pp.transcriptomics")
+    counts = _counts(adata, layer)
+    genes = np.asarray(state["genes"], dtype=str)
+    position = adata.var_names.get_indexer(genes)
+    missing = genes[position < 0]
+    if len(missing):
+        raise KeyError(
+            f"{len(missing)} of the reference's {len(genes)} genes are not in var_names, e.g. "
+            f"{[str(g) for g in missing[:5]]}; the model needs all of them (subset the reference's genes and "
+            "refit, or bring the slide's genes to the reference's names)"
+        )
+    x = project_counts(counts[:, position], state, batches=batches)
+    if copy:
+        data, adata = copy_data(data, table_key)
+    adata.obsm[key_added] = x
+    adata.var[f"{key}_genes"] = np.isin(np.arange(adata.n_vars), position)
+    adata.uns[key] = {
+        "params": dict(params) | {"layer": layer, "reference": state["id"]},
+        "n_genes": len(genes),
+        "n_comps": x.shape[1],
+        "state": state,
+    }
+    logger.info("added obsm[%r] (%d PCs of the reference's %d genes)", key_added, x.shape[1], len(genes))
     return data if copy else None

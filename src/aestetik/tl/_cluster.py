@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from aestetik._clustering import check_method, check_mixture_init, fit_clusters, refine_labels
+from aestetik._clustering import assign_clusters, check_method, check_mixture_init, fit_clusters, refine_labels
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, obsm_features, sample_codes, spatial_coordinates
 
@@ -28,6 +28,7 @@ def cluster(
     spatial_key: str | None = None,
     resolution: float | None = None,
     key_added: str = "aestetik_clusters",
+    reference: AnnData | Any | None = None,
     random_state: int = 0,
     table_key: str | None = None,
     copy: bool = False,
@@ -38,6 +39,11 @@ def cluster(
     relabels every spot by a vote of its ``n_neighbors`` nearest spots within its
     sample, trained on the spots whose cluster probability exceeds ``min_proba``
     (all spots for methods without probabilities).
+
+    With ``reference`` (a slide clustered before, whose embedding came from the same
+    model), nothing is fitted: every spot goes to the reference's domain it is most
+    probable under (``bgm``) or nearest to (the other methods' cluster centres), so the
+    labels mean the same thing on both slides; the refinement then runs on this slide.
 
     Parameters
     ----------
@@ -72,7 +78,11 @@ def cluster(
         Fixed resolution for ``leiden``/``louvain``.
     key_added
         ``obs`` column of the domains; the probability goes to ``obs[f"{key_added}_proba"]``
-        (``bgm``) and the parameters to ``uns[key_added]``.
+        (``bgm``) and the parameters to ``uns[key_added]``, with the fitted clusters (``model``).
+    reference
+        An AnnData (or SpatialData table) clustered by this function with the same
+        ``key_added``: assign the spots to its domains instead of clustering anew
+        (``n_clusters``, ``method`` and ``mixture_init`` then come from the reference).
     random_state
         Seed.
     table_key
@@ -107,9 +117,15 @@ def cluster(
     samples = sample_codes(adata, library_key)
     coords, coord_source = spatial_coordinates(data, adata, spatial_key) if refine else (None, None)
 
-    labels, proba, info = fit_clusters(
-        x, n_clusters, method=method, random_state=random_state, resolution=resolution, mixture_init=mixture_init
-    )
+    if reference is None:
+        labels, proba, info = fit_clusters(
+            x, n_clusters, method=method, random_state=random_state, resolution=resolution, mixture_init=mixture_init
+        )
+    else:
+        fitted = _reference_clusters(reference, key_added)
+        labels, proba = assign_clusters(x, fitted["model"])
+        info = {"model": fitted["model"]}
+        n_clusters, method, mixture_init = (fitted["params"][k] for k in ("n_clusters", "method", "mixture_init"))
     if refine:
         labels = refine_labels(
             labels, coords, proba=proba, samples=samples, n_neighbors=n_neighbors, min_proba=min_proba
@@ -117,7 +133,10 @@ def cluster(
 
     if copy:
         data, adata = copy_data(data, table_key)
-    adata.obs[key_added] = pd.Categorical(labels.astype(str), categories=[str(i) for i in np.unique(labels)])
+    categories = (
+        range(int(np.max(info["model"]["label_of_component"])) + 1) if reference is not None else np.unique(labels)
+    )
+    adata.obs[key_added] = pd.Categorical(labels.astype(str), categories=[str(i) for i in categories])
     if proba is not None:
         adata.obs[f"{key_added}_proba"] = proba
     adata.uns[key_added] = {
@@ -133,9 +152,24 @@ def cluster(
             "spatial_key": spatial_key,
             "resolution": resolution,
             "random_state": random_state,
+            "reference": reference is not None,
         },
         **({"refinement_coordinates": coord_source} if refine else {}),
-        **{k: v for k, v in info.items() if k in ("resolution", "search", "converged")},
+        **{k: v for k, v in info.items() if k in ("resolution", "search", "converged", "model")},
     }
     logger.info("added obs[%r] (%d domains) and uns[%r]", key_added, len(np.unique(labels)), key_added)
     return data if copy else None
+
+
+def _reference_clusters(reference: Any, key: str) -> dict:
+    """``uns[key]`` of a slide clustered before: its fitted clusters and parameters."""
+    from aestetik._spatialdata import check_data
+
+    table = check_data(reference, None)
+    entry = table.uns.get(key)
+    if not isinstance(entry, dict) or "model" not in entry:
+        raise KeyError(
+            f"the reference has no fitted clusters in uns[{key!r}]: run aestetik.tl.cluster(reference, "
+            f"key_added={key!r}) first"
+        )
+    return entry

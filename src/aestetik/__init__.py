@@ -3,5 +3,6 @@
 __version__ = "0.1.0"
 
 from . import datasets, nn, pl, pp, tl
+from ._model import AESTETIK
 
-__all__ = ["__version__", "datasets", "nn", "pl", "pp", "tl"]
+__all__ = ["AESTETIK", "__version__", "datasets", "nn", "pl", "pp", "tl"]

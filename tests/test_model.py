@@ -240,3 +240,28 @@ def test_per_slide_scaling_projects_each_slide_on_its_own():
     np.testing.assert_allclose(again.obsm["X_pca_transcriptomics"], both.obsm["X_pca_transcriptomics"], atol=1e-4)
     with pytest.raises(KeyError, match="library_key 'slide' not found"):
         ae.pp.transcriptomics(both, library_key="slide")
+
+
+def test_transfer_with_morphology(tmp_path):
+    both = ae.datasets.synthetic(n_spots=300, n_samples=2, random_state=3)
+    first = both[both.obs["sample"] == "synthetic_0"].copy()
+    second = both[both.obs["sample"] == "synthetic_1"].copy()
+    ae.pp.transcriptomics(first)
+    ae.pp.morphology(first, library_id="synthetic_0", show_progress_bar=False)
+    model = ae.tl.embed(first, **FAST, return_model=True)
+    assert model.uses_morphology and set(model.preprocessing) == {"expression", "morphology"}
+    ae.pp.transcriptomics(second, reference=model)
+    ae.pp.morphology(second, library_id="synthetic_1", show_progress_bar=False)  # fitted anew: refused
+    with pytest.raises(ValueError, match=r"pp.morphology\(adata, reference=model\)"):
+        ae.tl.embed(second, model=model)
+    ae.pp.morphology(second, library_id="synthetic_1", reference=model, show_progress_bar=False)
+    ae.tl.embed(second, model=model, n_mc_passes=5, show_progress_bar=False)
+    model.save(tmp_path / "m")
+    loaded = ae.AESTETIK.load(tmp_path / "m")
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(second, n_mc_passes=5, show_progress_bar=False), second.obsm["X_aestetik"]
+    )
+    # the same slide projected on its own fitted morphology reproduces its features
+    again = first.copy()
+    ae.pp.morphology(again, library_id="synthetic_0", reference=first, show_progress_bar=False)
+    np.testing.assert_allclose(again.obsm["X_pca_morphology"], first.obsm["X_pca_morphology"], atol=1e-4)

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from aestetik._spatialdata import check_data, copy_data, image_levels, is_spatialdata, shape_centres
-from aestetik._utils import check_int
+from aestetik._utils import check_int, reference_state, state_id
 from aestetik.nn._data import _as_batch
 from aestetik.nn._image import HistologyFeatures, as_encoder, torchvision_encoder
 from aestetik.pp._patches import Level, PatchDataset, choose_level, level_from_array, spatial_order, tiff_levels
@@ -137,6 +137,7 @@ def morphology(
     device: str | torch.device | None = None,
     key_added: str = "X_pca_morphology",
     raw_key: str | None = None,
+    reference: Any = None,
     random_state: int = 0,
     show_progress_bar: bool = True,
     copy: bool = False,
@@ -163,6 +164,10 @@ def morphology(
       chosen as for TIFFs, only the patches are computed), the spot shapes annotated by
       ``data.tables[table_key]`` (Visium circles: their radius gives the diameter),
       mapped into the image's pixels through the elements' transformations.
+
+    With ``reference`` (a slide processed before, or a trained :class:`aestetik.AESTETIK`),
+    the patches are encoded as the reference's were and projected on its fitted
+    z-scoring and principal axes, so that the features live in the reference's space.
 
     Parts of a patch outside the image are padded with white. Integer images are
     scaled by their dtype's maximum, float images are taken as ``[0, 1]``; grayscale
@@ -213,6 +218,13 @@ def morphology(
         ``obsm`` key of the PCA features; parameters go to ``uns[key_added.removeprefix("X_")]``.
     raw_key
         Also store the encoder's raw features in ``obsm[raw_key]``.
+    reference
+        An AnnData (or SpatialData table) processed by this function with the same
+        ``key_added``, or a trained :class:`aestetik.AESTETIK`: encode and project as the
+        reference did, fitting nothing. ``encoder`` (a built-in name), ``weights``,
+        ``input_size``, ``patch_scale`` and ``n_comps`` then come from the reference; an
+        encoder module of your own must be passed again as ``encoder`` (checked by its
+        class name).
     random_state
         Seed of the PCA.
     show_progress_bar
@@ -224,7 +236,8 @@ def morphology(
     -------
     ``None``, or the modified copy when ``copy=True``. Writes ``obsm[key_added]``,
     optionally ``obsm[raw_key]``, and ``uns[key]`` with ``params``, ``variance_ratio``,
-    ``n_features`` and ``timings`` (``key = key_added.removeprefix("X_")``); for
+    ``n_features``, ``state`` (the fitted z-scoring and principal axes, what ``reference``
+    reads) and ``timings`` (``key = key_added.removeprefix("X_")``); for
     SpatialData, into ``data.tables[table_key]``.
 
     Examples
@@ -237,6 +250,13 @@ def morphology(
     """
     t_start = time.perf_counter()
     table = check_data(data, table_key)
+    fitted = None
+    if reference is not None:
+        fitted, ref_params = reference_state(
+            reference, key_added.removeprefix("X_"), produced_by="aestetik.pp.morphology"
+        )
+        encoder, weights, input_size, patch_scale = _reference_encoder(encoder, ref_params)
+        n_comps = int(ref_params["n_comps"])
     n_comps = check_int("n_comps", n_comps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     if not patch_scale > 0:
@@ -332,20 +352,14 @@ def morphology(
     if not np.all(np.isfinite(features)):
         raise ValueError("the encoder returned NaN or infinite features")
 
-    # ---- PCA ------------------------------------------------------------------------------
-    from sklearn.decomposition import PCA
-
+    # ---- PCA (or the reference's) -----------------------------------------------------------
     t0 = time.perf_counter()
-    std = features.std(0)
-    keep = std > 1e-8 * max(1.0, float(np.abs(features).max()))
-    if keep.sum() == 0:
-        raise ValueError("all morphology features are constant over the spots: the patches look the same")
-    z = (features[:, keep] - features[:, keep].mean(0)) / std[keep]
-    n_used = min(n_comps, z.shape[1], table.n_obs - 1)
-    if n_used < n_comps:
-        logger.warning("n_comps=%d capped at %d (features or spots)", n_comps, n_used)
-    pca = PCA(n_components=n_used, random_state=random_state, svd_solver="full" if z.shape[1] <= 1000 else "auto")
-    pcs = pca.fit_transform(z).astype(np.float32)
+    if fitted is None:
+        pcs, state, variance_ratio = _fit_pca(features, n_comps, table.n_obs, random_state)
+    else:
+        pcs, state = project_features(features, fitted), fitted
+        variance_ratio = np.asarray(fitted.get("variance_ratio", []), dtype=np.float64)
+    n_used = pcs.shape[1]
     t_pca = time.perf_counter() - t0
 
     # ---- write ----------------------------------------------------------------------------
@@ -358,6 +372,7 @@ def morphology(
     table.uns[key] = {
         "params": {
             "encoder": encoder_name,
+            "encoder_builtin": isinstance(encoder, str),
             "weights": None
             if weights is None or not isinstance(encoder, str) or encoder == "histology"
             else str(weights),
@@ -368,10 +383,12 @@ def morphology(
             "n_comps": n_used,
             "random_state": random_state,
             "raw_key": raw_key,
+            "reference": None if fitted is None else fitted["id"],
             **source,
         },
         "n_features": int(features.shape[1]),
-        "variance_ratio": pca.explained_variance_ratio_.astype(np.float64),
+        "variance_ratio": variance_ratio,
+        "state": state,
         "timings": {"encode": t_encode, "pca": t_pca, "total": time.perf_counter() - t_start},
     }
     logger.info(
@@ -383,3 +400,55 @@ def morphology(
         time.perf_counter() - t_start,
     )
     return data if copy else None
+
+
+def _reference_encoder(encoder: Any, params: dict) -> tuple[Any, Any, int, float]:
+    """``(encoder, weights, input_size, patch_scale)`` that made a reference's morphology features."""
+    name = params["encoder"]
+    if not params.get("encoder_builtin", True):  # the user's own module: it must be passed again
+        if isinstance(encoder, str) or type(encoder).__name__ != name:
+            raise ValueError(
+                f"the reference's features were made by your encoder {name!r}: pass that module again as encoder="
+            )
+        return encoder, None, int(params["input_size"]), float(params["patch_scale"])
+    return name, params.get("weights"), int(params["input_size"]), float(params["patch_scale"])
+
+
+def _fit_pca(features: np.ndarray, n_comps: int, n_obs: int, random_state: int):
+    """Z-score the features over the spots and keep ``n_comps`` principal components.
+
+    Returns the components, the fitted state (what :func:`project_features` applies) and the
+    explained variance ratios.
+    """
+    from sklearn.decomposition import PCA
+
+    std = features.std(0)
+    keep = std > 1e-8 * max(1.0, float(np.abs(features).max()))
+    if keep.sum() == 0:
+        raise ValueError("all morphology features are constant over the spots: the patches look the same")
+    mean = features[:, keep].mean(0)
+    z = (features[:, keep] - mean) / std[keep]
+    n_used = min(n_comps, z.shape[1], n_obs - 1)
+    if n_used < n_comps:
+        logger.warning("n_comps=%d capped at %d (features or spots)", n_comps, n_used)
+    pca = PCA(n_components=n_used, random_state=random_state, svd_solver="full" if z.shape[1] <= 1000 else "auto")
+    pcs = pca.fit_transform(z).astype(np.float32)
+    state = {
+        "keep": keep,
+        "mean": mean.astype(np.float64),
+        "std": std[keep].astype(np.float64),
+        "pca_mean": pca.mean_.astype(np.float64),
+        "components": pca.components_.astype(np.float64),
+        "variance_ratio": pca.explained_variance_ratio_.astype(np.float64),
+    }
+    state["id"] = state_id(state)
+    return pcs, state, pca.explained_variance_ratio_.astype(np.float64)
+
+
+def project_features(features: np.ndarray, state: dict) -> np.ndarray:
+    """Encoder features of new spots in a fitted morphology space (z-scoring, then principal axes)."""
+    keep = np.asarray(state["keep"], dtype=bool)
+    if features.shape[1] != len(keep):
+        raise ValueError(f"the encoder gave {features.shape[1]} features, the reference's {len(keep)}")
+    z = (features[:, keep] - np.asarray(state["mean"])) / np.asarray(state["std"])
+    return ((z - np.asarray(state["pca_mean"])) @ np.asarray(state["components"]).T).astype(np.float32)

@@ -205,7 +205,7 @@ def test_spatialdata_bad_keys():
         ae.pp.morphology(sdata, table_key="nope", **QUIET)
     with pytest.raises(KeyError, match="image_key 'nope'"):
         ae.pp.morphology(sdata, table_key="table", image_key="nope", **QUIET)
-    with pytest.raises(ValueError, match="table_key"):
+    with pytest.raises(TypeError, match="table_key"):
         ae.pp.morphology(sdata, **QUIET)
     assert "X_pca_morphology" not in sdata.tables["table"].obsm
 

@@ -92,7 +92,7 @@ def test_spatial_takes_spatialdata_with_table_key():
     table_key = next(iter(sdata.tables))
     fig = ae.pl.spatial(sdata, color=["ground_truth"], table_key=table_key, return_fig=True)
     assert len(fig.axes) >= 1
-    with pytest.raises(ValueError, match="table_key"):
+    with pytest.raises(TypeError, match="table_key"):
         ae.pl.spatial(sdata, color=["ground_truth"], return_fig=True)
     plt.close("all")
 

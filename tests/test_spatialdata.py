@@ -76,7 +76,7 @@ def test_bad_table_key(pair):
     sdata, _ = pair
     with pytest.raises(KeyError, match="table_key 'nope'"):
         ae.tl.embed(sdata, table_key="nope", **FAST)
-    with pytest.raises(ValueError, match="table_key"):
+    with pytest.raises(TypeError, match="table_key"):
         ae.tl.cluster(sdata, 3)
     with pytest.raises(TypeError, match="AnnData or a SpatialData"):
         ae.tl.cluster(np.zeros((3, 3)), 3)

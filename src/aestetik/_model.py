@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -40,6 +40,9 @@ from aestetik.nn import (
     mc_dropout_embedding,
     neighbour_index,
 )
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 logger = logging.getLogger("aestetik")
 
@@ -281,7 +284,7 @@ class AESTETIK:
     (300, 16)
     """
 
-    def __init__(self, adata: AnnData | Any, *, table_key: str | None = None, **options: Any) -> None:
+    def __init__(self, adata: AnnData | SpatialData, *, table_key: str | None = None, **options: Any) -> None:
         t_start = time.perf_counter()
         unknown = set(options) - set(Settings.__dataclass_fields__)
         if unknown:
@@ -487,7 +490,7 @@ class AESTETIK:
 
     def get_latent_representation(
         self,
-        adata: AnnData | Any | None = None,
+        adata: AnnData | SpatialData | None = None,
         *,
         n_mc_passes: int = N_MC_PASSES,
         batch_size: int | None = None,
@@ -542,7 +545,7 @@ class AESTETIK:
         self.timings["inference"] = time.perf_counter() - t0
         return embedding
 
-    def slide_inputs(self, adata: AnnData | Any, *, table_key: str | None = None) -> Inputs:
+    def slide_inputs(self, adata: AnnData | SpatialData, *, table_key: str | None = None) -> Inputs:
         """A slide's features (scaled as the training slide's) and window table, checked against the model."""
         s = self.settings
         table = check_data(adata, table_key)

@@ -16,13 +16,14 @@ def is_spatialdata(data: Any) -> bool:
 def check_data(data: Any, table_key: str | None) -> AnnData:
     """The AnnData to work on: ``data`` itself, or ``data.tables[table_key]`` for SpatialData.
 
-    Raises ``ValueError`` for a table without spots.
+    Raises ``TypeError`` for SpatialData without ``table_key`` (as squidpy) and ``ValueError``
+    for a table without spots.
     """
     if isinstance(data, AnnData):
         table = data
     elif is_spatialdata(data):
         if table_key is None:
-            raise ValueError(f"pass table_key= for SpatialData input; tables: {list(data.tables)}")
+            raise TypeError(f"pass table_key= for SpatialData input (as squidpy); tables: {list(data.tables)}")
         if table_key not in data.tables:
             raise KeyError(f"table_key {table_key!r} not in the SpatialData tables {list(data.tables)}")
         table = data.tables[table_key]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = ["loss", "spatial"]
+
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 
 def _base_palette(n: int) -> list[str]:
@@ -79,7 +83,7 @@ def _image_key(adata: AnnData, library_id: str | None, img_key: str | None) -> t
 
 
 def spatial(
-    adata: AnnData | Any,
+    adata: AnnData | SpatialData,
     color: str | Sequence[str] = "aestetik_clusters",
     *,
     reference: str | None = None,
@@ -233,9 +237,9 @@ def spatial(
 
 
 def loss(
-    adata: AnnData | Any,
-    key: str = "aestetik",
+    adata: AnnData | SpatialData,
     *,
+    key: str = "aestetik",
     terms: Sequence[str] | None = None,
     logy: bool = False,
     ax: Axes | None = None,

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
 
 from aestetik._spatialdata import check_data, copy_data, table_coordinates
 from aestetik._utils import sample_codes
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 logger = logging.getLogger("aestetik")
 
@@ -79,7 +83,7 @@ def _snap(xy: np.ndarray, bin_size: float, max_radius: int = 64) -> tuple[np.nda
 
 
 def lattice(
-    adata: AnnData | Any,
+    adata: AnnData | SpatialData,
     *,
     spatial_key: str = "spatial",
     bin_size: float | None = None,
@@ -87,7 +91,7 @@ def lattice(
     key_added: tuple[str, str] = ("array_row", "array_col"),
     table_key: str | None = None,
     copy: bool = False,
-) -> AnnData | Any | None:
+) -> AnnData | SpatialData | None:
     """Map continuous coordinates (imaging-based single-cell data) onto an integer lattice.
 
     AESTETIK reads each spot's neighbourhood off integer lattice coordinates, as
@@ -121,7 +125,8 @@ def lattice(
     Returns
     -------
     ``None`` or the copy. Writes ``obs[key_added[0]]``, ``obs[key_added[1]]`` (int) and
-    ``uns["aestetik_lattice"]`` (``params``, the ``bin_size`` used per sample and the
+    ``uns["aestetik_lattice"]`` (``uns[f"aestetik_lattice_{row}_{col}"]`` for other
+    ``key_added``; ``params``, the ``bin_size`` used per sample and the
     number of displaced cells).
 
     Examples
@@ -165,7 +170,7 @@ def lattice(
         data, adata = copy_data(data, table_key)
     adata.obs[key_added[0]] = rows
     adata.obs[key_added[1]] = cols
-    adata.uns["aestetik_lattice"] = {
+    adata.uns[lattice_uns_key(key_added)] = {
         "params": {
             "spatial_key": spatial_key,
             "bin_size": bin_size,
@@ -177,3 +182,9 @@ def lattice(
     }
     logger.info("added obs[%r], obs[%r] (lattice, %d cells displaced)", *key_added, sum(moved.values()))
     return data if copy else None
+
+
+def lattice_uns_key(key_added: Sequence[str]) -> str:
+    """``uns`` key of :func:`lattice`'s parameters for the ``obs`` columns ``key_added``."""
+    row, col = key_added
+    return "aestetik_lattice" if (row, col) == ("array_row", "array_col") else f"aestetik_lattice_{row}_{col}"

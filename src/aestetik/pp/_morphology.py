@@ -4,7 +4,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from aestetik._utils import check_int, reference_state, state_id
 from aestetik.nn._data import _as_batch
 from aestetik.nn._image import HistologyFeatures, as_encoder, torchvision_encoder
 from aestetik.pp._patches import Level, PatchDataset, choose_level, level_from_array, spatial_order, tiff_levels
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 logger = logging.getLogger("aestetik")
 
@@ -117,7 +120,7 @@ def _anndata_source(
 
 
 def morphology(
-    data: AnnData | Any,
+    adata: AnnData | SpatialData,
     *,
     encoder: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] = "histology",
     weights: str | Path | None = "imagenet",
@@ -141,7 +144,7 @@ def morphology(
     random_state: int = 0,
     show_progress_bar: bool = True,
     copy: bool = False,
-) -> AnnData | Any | None:
+) -> AnnData | SpatialData | None:
     """Morphology features of AESTETIK from the H&E image under each spot.
 
     A square patch of side ``spot_diameter * patch_scale`` (full-resolution pixels) is
@@ -160,9 +163,9 @@ def morphology(
     * ``image=`` **a (pyramidal, OME-)TIFF path**, read lazily through zarr: only
       the patches are read, from the coarsest level on which a patch still spans
       ``input_size`` pixels; or an in-memory array. Both need ``spot_diameter``.
-    * **SpatialData**: ``data.images[image_key]`` (multiscale, dask-backed: the level is
+    * **SpatialData**: ``adata.images[image_key]`` (multiscale, dask-backed: the level is
       chosen as for TIFFs, only the patches are computed), the spot shapes annotated by
-      ``data.tables[table_key]`` (Visium circles: their radius gives the diameter),
+      ``adata.tables[table_key]`` (Visium circles: their radius gives the diameter),
       mapped into the image's pixels through the elements' transformations.
 
     With ``reference`` (a slide processed before, or a trained :class:`aestetik.AESTETIK`),
@@ -175,7 +178,7 @@ def morphology(
 
     Parameters
     ----------
-    data
+    adata
         AnnData, or a ``spatialdata.SpatialData`` object with ``table_key``.
     encoder
         ``"histology"`` (default): :class:`aestetik.nn.HistologyFeatures`, 69 colour,
@@ -230,7 +233,7 @@ def morphology(
     show_progress_bar
         Show a tqdm bar over the batches.
     copy
-        Return a modified copy instead of writing into ``data``.
+        Return a modified copy instead of writing into ``adata``.
 
     Returns
     -------
@@ -238,7 +241,7 @@ def morphology(
     optionally ``obsm[raw_key]``, and ``uns[key]`` with ``params``, ``variance_ratio``,
     ``n_features``, ``state`` (the fitted z-scoring and principal axes, what ``reference``
     reads) and ``timings`` (``key = key_added.removeprefix("X_")``); for
-    SpatialData, into ``data.tables[table_key]``.
+    SpatialData, into ``adata.tables[table_key]``.
 
     Examples
     --------
@@ -249,7 +252,7 @@ def morphology(
     (300, 15)
     """
     t_start = time.perf_counter()
-    table = check_data(data, table_key)
+    table = check_data(adata, table_key)
     fitted = None
     if reference is not None:
         fitted, ref_params = reference_state(
@@ -269,11 +272,11 @@ def morphology(
         raise ValueError(f"need at least 2 spots, got {table.n_obs}")
 
     # ---- where each spot's patch is (validated before any encoding) ------------------------
-    if is_spatialdata(data):
+    if is_spatialdata(adata):
         if image is not None or library_id is not None or library_key is not None:
             raise ValueError("image=, library_id= and library_key= are for AnnData; use image_key= with SpatialData")
-        used_image_key, element, levels = image_levels(data, image_key)
-        xy, diam, used_shapes = shape_centres(data, table, shapes_key, target=element)
+        used_image_key, element, levels = image_levels(adata, image_key)
+        xy, diam, used_shapes = shape_centres(adata, table, shapes_key, target=element)
         if spot_diameter is not None:
             diam = np.full(len(xy), float(spot_diameter))  # in full-resolution = finest-level pixels
         groups = [(np.arange(table.n_obs), levels, xy, diam, used_image_key)]
@@ -364,7 +367,7 @@ def morphology(
 
     # ---- write ----------------------------------------------------------------------------
     if copy:
-        data, table = copy_data(data, table_key)
+        adata, table = copy_data(adata, table_key)
     key = key_added.removeprefix("X_")
     table.obsm[key_added] = pcs
     if raw_key is not None:
@@ -399,7 +402,7 @@ def morphology(
         encoder_name,
         time.perf_counter() - t_start,
     )
-    return data if copy else None
+    return adata if copy else None
 
 
 def _reference_encoder(encoder: Any, params: dict) -> tuple[Any, Any, int, float]:

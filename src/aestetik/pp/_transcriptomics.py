@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scanpy as sc
@@ -11,6 +11,9 @@ from threadpoolctl import threadpool_limits
 
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, reference_state, state_id
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 logger = logging.getLogger("aestetik")
 
@@ -38,7 +41,7 @@ def _counts(adata: AnnData, layer: str | None):
 
 
 def transcriptomics(
-    adata: AnnData | Any,
+    adata: AnnData | SpatialData,
     *,
     layer: str | None = None,
     n_comps: int = 15,
@@ -54,7 +57,7 @@ def transcriptomics(
     random_state: int = 0,
     table_key: str | None = None,
     copy: bool = False,
-) -> AnnData | Any | None:
+) -> AnnData | SpatialData | None:
     """Expression features of AESTETIK from raw counts.
 
     Genes seen in fewer than ``min_cells`` spots are dropped; on whole-transcriptome

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,11 +11,14 @@ from aestetik._clustering import assign_clusters, check_method, check_mixture_in
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, obsm_features, sample_codes, spatial_coordinates
 
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
+
 logger = logging.getLogger("aestetik")
 
 
 def cluster(
-    adata: AnnData | Any,
+    adata: AnnData | SpatialData,
     n_clusters: int = 7,
     *,
     method: str = "bgm",
@@ -28,11 +31,11 @@ def cluster(
     spatial_key: str | None = None,
     resolution: float | None = None,
     key_added: str = "aestetik_clusters",
-    reference: AnnData | Any | None = None,
+    reference: AnnData | SpatialData | None = None,
     random_state: int = 0,
     table_key: str | None = None,
     copy: bool = False,
-) -> AnnData | Any | None:
+) -> AnnData | SpatialData | None:
     """Spatial domains from an embedding.
 
     Clusters ``obsm[use_rep]`` into ``n_clusters`` domains and, with ``refine``,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from anndata import AnnData
@@ -12,11 +12,14 @@ from aestetik._model import AESTETIK, N_MC_PASSES, trainer_arguments
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int
 
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
+
 logger = logging.getLogger("aestetik")
 
 
 def embed(
-    adata: AnnData | Any,
+    adata: AnnData | SpatialData,
     *,
     n_clusters: int = 7,
     morphology_weight: float | None = None,
@@ -55,7 +58,7 @@ def embed(
     model: AESTETIK | None = None,
     return_model: bool = False,
     copy: bool = False,
-) -> AnnData | Any | AESTETIK | tuple[AnnData | Any, AESTETIK] | None:
+) -> AnnData | SpatialData | AESTETIK | tuple[AnnData | SpatialData, AESTETIK] | None:
     """Learn the AESTETIK embedding of every spot.
 
     Each modality's features are clustered into ``n_clusters`` pseudo-labels (after

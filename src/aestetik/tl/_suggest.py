@@ -2,18 +2,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import obsm_features
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 logger = logging.getLogger("aestetik")
 
 
 def suggest_n_clusters(
-    adata: AnnData,
+    adata: AnnData | SpatialData,
     *,
     use_rep: str = "X_aestetik",
     k_range: Sequence[int] = tuple(range(2, 13)),
@@ -21,7 +26,9 @@ def suggest_n_clusters(
     max_spots: int = 5000,
     key_added: str = "aestetik_n_clusters",
     random_state: int = 0,
-) -> int:
+    table_key: str | None = None,
+    copy: bool = False,
+) -> int | AnnData | SpatialData:
     """Suggest a number of domains from the data.
 
     For every ``k`` in ``k_range`` a Gaussian mixture with tied covariance (the model
@@ -39,7 +46,7 @@ def suggest_n_clusters(
     Parameters
     ----------
     adata
-        Annotated data with an embedding.
+        Annotated data with an embedding (or SpatialData with ``table_key``).
     use_rep
         ``obsm`` key to score, e.g. ``"X_aestetik"`` or ``"X_pca_transcriptomics"``.
     k_range
@@ -52,10 +59,15 @@ def suggest_n_clusters(
         ``uns`` key of the score table and the parameters.
     random_state
         Seed.
+    table_key
+        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
+    copy
+        Write into a copy and return it instead of the number.
 
     Returns
     -------
-    The suggested number of clusters. The scores per ``k`` are in ``uns[key_added]["scores"]``.
+    The suggested number of clusters, or the copy (``copy=True``). The scores per ``k``
+    are in ``uns[key_added]["scores"]``, the number in ``uns[key_added]["suggested"]``.
 
     Examples
     --------
@@ -67,6 +79,7 @@ def suggest_n_clusters(
     from sklearn.metrics import silhouette_score
     from sklearn.mixture import GaussianMixture
 
+    data, adata = adata, check_data(adata, table_key)
     if criterion not in ("silhouette", "bic"):
         raise ValueError(f"criterion must be 'silhouette' or 'bic', got {criterion!r}")
     ks = sorted({int(k) for k in k_range})
@@ -86,6 +99,8 @@ def suggest_n_clusters(
         rows.append({"k": k, "bic": gm.bic(x), "silhouette": sil})
     scores = pd.DataFrame(rows)
     best = int(scores.loc[scores["silhouette"].idxmax() if criterion == "silhouette" else scores["bic"].idxmin(), "k"])
+    if copy:
+        data, adata = copy_data(data, table_key)
     adata.uns[key_added] = {
         "params": {
             "use_rep": use_rep,
@@ -98,4 +113,4 @@ def suggest_n_clusters(
         "suggested": best,
     }
     logger.info("suggested %d clusters (%s); scores in uns[%r]", best, criterion, key_added)
-    return best
+    return data if copy else best

@@ -7,11 +7,11 @@ Usage: python _run_aestetik.py DATA.h5ad --seed 0 --out run.json --emb emb.npy
 from __future__ import annotations
 
 import argparse
-import logging
 import warnings
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 import torch
 from _common import peak_rss_mib, stage, write_json
 
@@ -19,7 +19,7 @@ import aestetik as ae
 from aestetik.nn import NeighbourhoodGrid, neighbour_index
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.WARNING)
+sc.settings.verbosity = "warning"  # aestetik logs through scanpy
 
 p = argparse.ArgumentParser()
 p.add_argument("data")

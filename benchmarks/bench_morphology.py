@@ -16,7 +16,6 @@ pretrained; ImageNet weights cannot be downloaded on a machine without internet)
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import anndata as ad
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 
 def ari(adata, lab, truth, key) -> float:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
@@ -53,7 +53,7 @@ from _common import SHARED_DATA, annotation  # noqa: E402
 
 METHODS = ["graphst", "stagate", "spagcn", "banksy"]
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 
 def scores(truth, pred) -> list[float]:

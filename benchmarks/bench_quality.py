@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, annotation
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 COLUMNS = ("expression", "smoothed", "previous", "aestetik", "aestetik_expression")
 

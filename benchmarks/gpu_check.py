@@ -7,18 +7,18 @@ Prints stage timings, ARI and peak GPU memory. Run where CUDA is available:
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 import warnings
 
 import anndata as ad
+import scanpy as sc
 import torch
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.WARNING)
+sc.settings.verbosity = "warning"  # aestetik logs through scanpy
 
 
 def timings(adata) -> str:

@@ -11,7 +11,6 @@ Over seeds and data sets, see ``bench_quality.py``.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ import anndata as ad
 import matplotlib
 
 matplotlib.use("Agg")
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 from _common import SHARED_DATA  # noqa: E402
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

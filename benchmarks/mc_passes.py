@@ -12,7 +12,6 @@ and from 1000 passes, the ARI against the annotation, and the inference time.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import warnings
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.WARNING)
+sc.settings.verbosity = "warning"  # aestetik logs through scanpy
 
 PASSES = [1, 3, 10, 30, 100, 300, 1000]
 

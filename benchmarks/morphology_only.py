@@ -9,12 +9,12 @@ K = 7, refined and unrefined, for seeds 0-4. No training.
 
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
 from pathlib import Path
 
 import anndata as ad
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 if __name__ == "__main__":
     print(f"# python benchmarks/morphology_only.py  (aestetik {ae.__version__})")

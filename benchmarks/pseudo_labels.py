@@ -18,7 +18,6 @@ Prints, per data set and variant, the median ARI over seeds and its range.
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import sys
 import warnings
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, annotation
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 VARIANTS = [  # (genes, neighbours, starts)
     ("var>=1", 0, "random"),  # the published method

@@ -9,13 +9,13 @@ annotated domains.
 
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 
 import aestetik as ae
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 from _common import SHARED_DATA  # noqa: E402
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 import time
 import warnings
@@ -21,12 +20,13 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 
 def main() -> None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import anndata as ad
+import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, annotation
 
 warnings.filterwarnings("ignore")
-logging.getLogger("aestetik").setLevel(logging.ERROR)
+sc.settings.verbosity = "error"  # aestetik logs through scanpy
 
 
 def main() -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,13 @@ def shared_file(name: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _quiet():
-    logging.getLogger("aestetik").setLevel(logging.WARNING)
+    """scanpy's default verbosity (warnings) for every test, whatever a test set before."""
+    import scanpy as sc
+
+    before = sc.settings.verbosity
+    sc.settings.verbosity = "warning"
+    yield
+    sc.settings.verbosity = before
 
 
 @pytest.fixture(scope="session")

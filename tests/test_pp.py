@@ -113,3 +113,21 @@ def test_transcriptomics_leaves_the_thread_settings_alone():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_messages_follow_scanpy_verbosity(tmp_path):
+    import sys
+
+    import scanpy as sc
+
+    log = tmp_path / "scanpy.log"
+    sc.settings.logfile = log
+    try:
+        adata = ae.datasets.synthetic(n_spots=100)
+        ae.pp.transcriptomics(adata)
+        assert "added obsm" not in log.read_text()  # scanpy's default: warnings only
+        sc.settings.verbosity = "info"
+        ae.pp.transcriptomics(adata)
+        assert "added obsm['X_pca_transcriptomics']" in log.read_text()
+    finally:
+        sc.settings.logfile = sys.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aestetik import __version__
 
-logger = logging.getLogger("aestetik")
+logger = logging.getLogger("aestetik.cli")  # the demo's own steps
 
 _DEMO_DESCRIPTION = """\
 Run the whole AESTETIK pipeline once: expression features (pp.transcriptomics),
@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("lightning").setLevel(logging.WARNING)
+    import scanpy as sc
+
+    sc.settings.verbosity = "info"  # the package's own messages too
     return _demo(args)
 
 

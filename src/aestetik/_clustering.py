@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from aestetik import _logging as logger
 from aestetik._neighbors import knn_indices, majority_vote
-
-logger = logging.getLogger("aestetik")
 
 ClusterMethod = Literal["bgm", "kmeans", "leiden", "louvain"]
 CLUSTER_METHODS: tuple[str, ...] = ("bgm", "kmeans", "leiden", "louvain")

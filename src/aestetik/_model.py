@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from anndata import AnnData
 
+from aestetik import _logging as logger
 from aestetik._clustering import check_method, check_mixture_init, fit_clusters, refine_labels
 from aestetik._neighbors import knn_indices, neighbour_mean
 from aestetik._spatialdata import check_data
@@ -44,7 +45,6 @@ from aestetik.nn import (
 if TYPE_CHECKING:
     from spatialdata import SpatialData
 
-logger = logging.getLogger("aestetik")
 
 #: Default number of Monte-Carlo dropout passes of the embedding.
 N_MC_PASSES = 100

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-logger = logging.getLogger("aestetik")
 
 #: Column pairs accepted as integer lattice coordinates, in order of preference.
 LATTICE_KEYS: tuple[tuple[str, str], ...] = (("array_row", "array_col"), ("x_array", "y_array"))

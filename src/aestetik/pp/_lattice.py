@@ -1,19 +1,17 @@
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
 
+from aestetik import _logging as logger
 from aestetik._spatialdata import check_data, copy_data, table_coordinates
 from aestetik._utils import sample_codes
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
-
-logger = logging.getLogger("aestetik")
 
 
 def _nearest_neighbour_distance(xy: np.ndarray) -> np.ndarray:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from aestetik import _logging as logger
 from aestetik._spatialdata import check_data, copy_data, image_levels, is_spatialdata, shape_centres
 from aestetik._utils import check_int, reference_state, state_id
 from aestetik.nn._data import _as_batch
@@ -23,7 +23,6 @@ from aestetik.pp._patches import Level, PatchDataset, choose_level, level_from_a
 if TYPE_CHECKING:
     from spatialdata import SpatialData
 
-logger = logging.getLogger("aestetik")
 
 _SCALE_KEYS = {"hires": "tissue_hires_scalef", "lowres": "tissue_lowres_scalef"}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-logger = logging.getLogger("aestetik")
 
 
 @dataclass

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -9,13 +8,12 @@ from anndata import AnnData
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from aestetik import _logging as logger
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, reference_state, state_id
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
-
-logger = logging.getLogger("aestetik")
 
 
 def _counts(adata: AnnData, layer: str | None):

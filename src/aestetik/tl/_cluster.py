@@ -1,20 +1,18 @@
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from aestetik import _logging as logger
 from aestetik._clustering import assign_clusters, check_method, check_mixture_init, fit_clusters, refine_labels
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, obsm_features, sample_codes, spatial_coordinates
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
-
-logger = logging.getLogger("aestetik")
 
 
 def cluster(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -8,14 +7,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from anndata import AnnData
 
+from aestetik import _logging as logger
 from aestetik._model import AESTETIK, N_MC_PASSES, trainer_arguments
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
-
-logger = logging.getLogger("aestetik")
 
 
 def embed(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -8,13 +7,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from aestetik import _logging as logger
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import obsm_features
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
-
-logger = logging.getLogger("aestetik")
 
 
 def suggest_n_clusters(

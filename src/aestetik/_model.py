@@ -19,6 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 from anndata import AnnData
+from tqdm.auto import tqdm
 
 from aestetik import _logging as logger
 from aestetik._clustering import check_method, check_mixture_init, fit_clusters, refine_labels
@@ -183,6 +184,7 @@ def pseudo_labels(
     coords: np.ndarray | None,
     refine: tuple,
     samples: np.ndarray,
+    show_progress_bar: bool = False,
 ) -> tuple[np.ndarray, list[int], tuple[float, float]]:
     """``(N, 2)`` pseudo-labels (expression, morphology), clusters found, and the weights.
 
@@ -190,23 +192,22 @@ def pseudo_labels(
     features with its ``pseudo_label_neighbors`` nearest spots; a modality whose labels
     collapse to one cluster gets weight 0.
     """
-    expression_weight, morphology_weight = weights
+    w = list(weights)
     if s.pseudo_label_neighbors:
         nbrs = knn_indices(coords, s.pseudo_label_neighbors, samples=samples)
         x_expr = neighbour_mean(x_expr, nbrs)
-        x_morph = neighbour_mean(x_morph, nbrs) if x_morph is not None and morphology_weight > 0 else None
+        x_morph = neighbour_mean(x_morph, nbrs) if x_morph is not None and w[1] > 0 else None
     labels = np.zeros((len(x_expr), 2), dtype=np.int64)
     k = [1, 1]
-    if expression_weight > 0:
-        labels[:, 0], k[0] = cluster_labels(x_expr, s, refine)
-        if k[0] < 2:
-            logger.warning("expression pseudo-labels collapsed to one cluster: expression weight set to 0")
-            expression_weight = 0.0
-    if morphology_weight > 0:
-        labels[:, 1], k[1] = cluster_labels(x_morph, s, refine)
-        if k[1] < 2:
-            logger.warning("morphology pseudo-labels collapsed to one cluster: morphology weight set to 0")
-            morphology_weight = 0.0
+    todo = [(m, name, x) for m, (name, x) in enumerate((("expression", x_expr), ("morphology", x_morph))) if w[m] > 0]
+    bar = tqdm(todo, desc="pseudo-labels", unit="modality", disable=not show_progress_bar, leave=False)
+    for m, name, x in bar:
+        bar.set_postfix_str(f"{name}: {s.clustering_method}, K={s.n_clusters}")
+        labels[:, m], k[m] = cluster_labels(x, s, refine)
+        if k[m] < 2:
+            logger.warning("%s pseudo-labels collapsed to one cluster: %s weight set to 0", name, name)
+            w[m] = 0.0
+    expression_weight, morphology_weight = w
     if expression_weight == 0 and morphology_weight == 0:
         raise ValueError("Both modality weights are 0 after pseudo-labelling: nothing to train on")
     return labels, k, (expression_weight, morphology_weight)
@@ -272,19 +273,28 @@ class AESTETIK:
         weights, ``lr``, ``weight_decay``, the architecture and ``random_state``), keyword only.
     table_key
         For a ``spatialdata.SpatialData`` object: the table to read.
+    show_progress_bar
+        Show a progress bar over the pseudo-label clusterings (a few seconds to minutes).
 
     Examples
     --------
     >>> import aestetik as ae
     >>> adata = ae.datasets.synthetic(n_spots=300)
     >>> ae.pp.transcriptomics(adata)
-    >>> model = ae.AESTETIK(adata, n_clusters=3)
+    >>> model = ae.AESTETIK(adata, n_clusters=3, show_progress_bar=False)
     >>> model.train(max_epochs=2, show_progress_bar=False)
     >>> model.get_latent_representation(n_mc_passes=5, show_progress_bar=False).shape
     (300, 16)
     """
 
-    def __init__(self, adata: AnnData | SpatialData, *, table_key: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        adata: AnnData | SpatialData,
+        *,
+        table_key: str | None = None,
+        show_progress_bar: bool = True,
+        **options: Any,
+    ) -> None:
         t_start = time.perf_counter()
         unknown = set(options) - set(Settings.__dataclass_fields__)
         if unknown:
@@ -321,7 +331,16 @@ class AESTETIK:
         L.seed_everything(s.random_state, workers=True, verbose=False)
         refine = (s.refine_pseudo_labels, np.column_stack([rows, cols]).astype(np.float64), samples)
         weights = (float(s.total_weight - s.morphology_weight), float(s.morphology_weight))
-        labels, k, weights = pseudo_labels(x_expr, x_morph, weights, s, coords=coords, refine=refine, samples=samples)
+        labels, k, weights = pseudo_labels(
+            x_expr,
+            x_morph,
+            weights,
+            s,
+            coords=coords,
+            refine=refine,
+            samples=samples,
+            show_progress_bar=show_progress_bar,
+        )
         self.timings["pseudo_labels"] = time.perf_counter() - t0
         self.weights = {"expression": weights[0], "morphology": weights[1]}
         self.pseudo_labels = labels

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-
 #: Column pairs accepted as integer lattice coordinates, in order of preference.
 LATTICE_KEYS: tuple[tuple[str, str], ...] = (("array_row", "array_col"), ("x_array", "y_array"))
 

@@ -229,7 +229,7 @@ def embed(
         "n_ensemble": n_ensemble,
         "random_state": random_state,
     }
-    trained = AESTETIK(data, table_key=table_key, **options)
+    trained = AESTETIK(data, table_key=table_key, show_progress_bar=show_progress_bar, **options)
     trained.train(
         max_epochs,
         batch_size=batch_size,

@@ -87,11 +87,6 @@ def _unused_runtime_dependencies() -> list[str]:
     return sorted(d for d in runtime if d not in used and d not in USED_INDIRECTLY)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="squidpy is a declared runtime dependency that src/aestetik never imports (only the docs' tutorials do); "
-    "reported, not fixed: see the assertion message",
-)
 def test_every_runtime_dependency_is_imported():
     unused = _unused_runtime_dependencies()
     assert not unused, (

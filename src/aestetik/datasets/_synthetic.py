@@ -1,3 +1,5 @@
+"""A synthetic Visium-like slide (layered domains, counts, H&E-like image) bundled for demos and tests."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,3 +1,5 @@
+"""Plots: domains over the H&E image (``pl.spatial``) and the training losses (``pl.loss``)."""
+
 from __future__ import annotations
 
 import warnings

@@ -1,3 +1,5 @@
+"""``pp.lattice``: integer lattice coordinates for cells with continuous positions (imaging data)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

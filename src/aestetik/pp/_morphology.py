@@ -1,3 +1,5 @@
+"""``pp.morphology``: image patches under the spots, encoded and reduced by PCA (or projected on a reference's)."""
+
 from __future__ import annotations
 
 import time

@@ -1,3 +1,5 @@
+"""``pp.transcriptomics``: expression features from raw counts (or projected on a reference's)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -1,3 +1,5 @@
+"""``tl.cluster``: spatial domains from an embedding (the AnnData side; the algorithms are in ``_clustering``)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

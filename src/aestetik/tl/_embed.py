@@ -1,3 +1,5 @@
+"""``tl.embed``: the scanpy-style entry point, a thin wrapper over :class:`aestetik.AESTETIK`."""
+
 from __future__ import annotations
 
 import time

@@ -1,3 +1,5 @@
+"""``tl.suggest_n_clusters``: a starting point for the number of domains."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

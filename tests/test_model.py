@@ -265,3 +265,17 @@ def test_transfer_with_morphology(tmp_path):
     again = first.copy()
     ae.pp.morphology(again, library_id="synthetic_0", reference=first, show_progress_bar=False)
     np.testing.assert_allclose(again.obsm["X_pca_morphology"], first.obsm["X_pca_morphology"], atol=1e-4)
+
+
+def test_clusters_fitted_on_a_subsample_cover_every_spot(trained):
+    adata = trained[0].copy()
+    ae.tl.cluster(adata, 3, max_spots=100, random_state=0)
+    uns = adata.uns["aestetik_clusters"]
+    assert uns["fitted_on"] == 100 and uns["params"]["max_spots"] == 100
+    assert adata.obs["aestetik_clusters"].notna().all()
+    full = adata.copy()
+    ae.tl.cluster(full, 3, random_state=0)
+    assert "fitted_on" not in full.uns["aestetik_clusters"]  # 300 spots < the default 100,000
+    assert adjusted_rand_score(full.obs["aestetik_clusters"], adata.obs["aestetik_clusters"]) > 0.8
+    with pytest.raises(ValueError, match="pseudo_label_max_spots must be >= 3"):
+        ae.tl.embed(adata, **FAST, pseudo_label_max_spots=2)

@@ -36,6 +36,7 @@ def fit_clusters(
     resolution: float | None = None,
     n_init: int | None = None,
     mixture_init: str = "kmeans",
+    max_spots: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Cluster the rows of ``x``.
 
@@ -58,6 +59,9 @@ def fit_clusters(
         Starts of ``bgm``: ``"kmeans"`` (responsibilities from a k-means solution) or
         ``"random"`` (random responsibilities, the published method), as scikit-learn's
         ``init_params``.
+    max_spots
+        Fit on at most this many rows, drawn with ``random_state``, then assign every row
+        with :func:`assign_clusters` (``None``: fit on all).
 
     Returns
     -------
@@ -72,6 +76,8 @@ def fit_clusters(
     check_method(method)
     check_mixture_init(mixture_init)
     x = np.asarray(x, dtype=np.float64)
+    if max_spots is not None and len(x) > max_spots:
+        return _fit_on_subsample(x, n_clusters, max_spots, method, random_state, resolution, n_init, mixture_init)
     info: dict = {}
     proba = None
     model: dict = {}
@@ -98,6 +104,26 @@ def fit_clusters(
         model = {"kind": "centroids", "centres": np.stack([x[labels == c].mean(0) for c in range(labels.max() + 1)])}
         model["label_of_component"] = np.arange(len(model["centres"]), dtype=np.int64)
     info["model"] = model
+    return labels, proba, info
+
+
+def _fit_on_subsample(x, n_clusters, max_spots, method, random_state, resolution, n_init, mixture_init):
+    """:func:`fit_clusters` on ``max_spots`` random rows, every row then assigned to those clusters."""
+    rows = np.sort(np.random.default_rng(random_state).choice(len(x), max_spots, replace=False))
+    _, _, info = fit_clusters(
+        x[rows],
+        n_clusters,
+        method=method,
+        random_state=random_state,
+        resolution=resolution,
+        n_init=n_init,
+        mixture_init=mixture_init,
+    )
+    labels, proba = assign_clusters(x, info["model"])
+    labels, rank = _renumber(labels)  # by size over all rows
+    old = info["model"]["label_of_component"]
+    info["model"]["label_of_component"] = np.array([rank.get(int(o), -1) for o in old], dtype=np.int64)
+    info["fitted_on"] = max_spots
     return labels, proba, info
 
 

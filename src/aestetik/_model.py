@@ -67,6 +67,7 @@ class Settings:
     pseudo_label_neighbors: int = 6
     clustering_method: str = "bgm"
     mixture_init: str = "kmeans"
+    pseudo_label_max_spots: int | None = 100_000
     refine_pseudo_labels: int = 0
     pseudo_label_updates: int = 0
     total_weight: float = 3.0
@@ -96,6 +97,8 @@ class Settings:
             ("kernel_size", 1),
         ):
             check_int(name, getattr(self, name), minimum=minimum)
+        if self.pseudo_label_max_spots is not None:
+            check_int("pseudo_label_max_spots", self.pseudo_label_max_spots, minimum=self.n_clusters)
         if self.window_size % 2 == 0:
             raise ValueError(f"window_size must be odd, got {self.window_size}")
         check_method(self.clustering_method)
@@ -166,7 +169,12 @@ def training_features(x_expr: np.ndarray, x_morph: np.ndarray | None) -> tuple[n
 def cluster_labels(x: np.ndarray, s: Settings, refine: tuple) -> tuple[np.ndarray, int]:
     """Pseudo-labels of one modality: the clustering of ``x``, optionally refined in space."""
     labels, proba, _ = fit_clusters(
-        x, s.n_clusters, method=s.clustering_method, random_state=s.random_state, mixture_init=s.mixture_init
+        x,
+        s.n_clusters,
+        method=s.clustering_method,
+        random_state=s.random_state,
+        mixture_init=s.mixture_init,
+        max_spots=s.pseudo_label_max_spots,
     )
     n_neighbors, coords, samples = refine
     if n_neighbors > 0:

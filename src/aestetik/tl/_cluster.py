@@ -30,6 +30,7 @@ def cluster(
     library_key: str | None = None,
     spatial_key: str | None = None,
     resolution: float | None = None,
+    max_spots: int | None = 100_000,
     key_added: str = "aestetik_clusters",
     reference: AnnData | SpatialData | None = None,
     random_state: int = 0,
@@ -79,6 +80,10 @@ def cluster(
         (``array_row``/``array_col``).
     resolution
         Fixed resolution for ``leiden``/``louvain``.
+    max_spots
+        Fit the clusters on at most this many spots, drawn with ``random_state``, and assign
+        every spot to them (as a ``reference`` does), so that the fit does not grow with
+        the slide; ``None`` fits on all spots. Measured cost: "The parameters that matter".
     key_added
         ``obs`` column of the domains; the probability goes to ``obs[f"{key_added}_proba"]``
         (``bgm``) and the parameters to ``uns[key_added]``, with the fitted clusters (``model``).
@@ -122,7 +127,13 @@ def cluster(
 
     if reference is None:
         labels, proba, info = fit_clusters(
-            x, n_clusters, method=method, random_state=random_state, resolution=resolution, mixture_init=mixture_init
+            x,
+            n_clusters,
+            method=method,
+            random_state=random_state,
+            resolution=resolution,
+            mixture_init=mixture_init,
+            max_spots=max_spots,
         )
     else:
         fitted = _reference_clusters(reference, key_added)
@@ -154,11 +165,12 @@ def cluster(
             "library_key": library_key,
             "spatial_key": spatial_key,
             "resolution": resolution,
+            "max_spots": max_spots,
             "random_state": random_state,
             "reference": reference is not None,
         },
         **({"refinement_coordinates": coord_source} if refine else {}),
-        **{k: v for k, v in info.items() if k in ("resolution", "search", "converged", "model")},
+        **{k: v for k, v in info.items() if k in ("resolution", "search", "converged", "model", "fitted_on")},
     }
     logger.info("added obs[%r] (%d domains) and uns[%r]", key_added, len(np.unique(labels)), key_added)
     return data if copy else None

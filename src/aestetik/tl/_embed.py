@@ -33,6 +33,7 @@ def embed(
     pseudo_label_neighbors: int = 6,
     clustering_method: str = "bgm",
     mixture_init: str = "kmeans",
+    pseudo_label_max_spots: int | None = 100_000,
     refine_pseudo_labels: int = 0,
     pseudo_label_updates: int = 0,
     total_weight: float = 3.0,
@@ -112,6 +113,10 @@ def embed(
     mixture_init
         Starts of the ``"bgm"`` mixture: ``"kmeans"`` or ``"random"`` (the published method);
         see :func:`aestetik.tl.cluster`.
+    pseudo_label_max_spots
+        Fit each pseudo-label clustering on at most this many spots (drawn with
+        ``random_state``) and assign every spot to it, as ``max_spots`` of
+        :func:`aestetik.tl.cluster`; ``None`` fits on all spots.
     refine_pseudo_labels
         If positive, relabel the pseudo-labels by the kNN vote of :func:`aestetik.tl.cluster`
         with this many neighbours on the lattice coordinates before training (off by default).
@@ -216,6 +221,7 @@ def embed(
         "pseudo_label_neighbors": pseudo_label_neighbors,
         "clustering_method": clustering_method,
         "mixture_init": mixture_init,
+        "pseudo_label_max_spots": pseudo_label_max_spots,
         "refine_pseudo_labels": refine_pseudo_labels,
         "pseudo_label_updates": pseudo_label_updates,
         "total_weight": total_weight,
@@ -258,7 +264,8 @@ def _params(model: AESTETIK, n_mc_passes: int) -> dict[str, Any]:
     order = [
         "n_clusters", "morphology_weight", "window_size", "max_epochs", "expression_key", "morphology_key",
         "library_key", "coord_keys", "clustering_method", "mixture_init", "spatial_key",
-        "pseudo_label_neighbors", "pseudo_label_coordinates", "refine_pseudo_labels", "pseudo_label_updates",
+        "pseudo_label_neighbors", "pseudo_label_coordinates", "pseudo_label_max_spots", "refine_pseudo_labels",
+        "pseudo_label_updates",
         "total_weight", "rec_alpha", "triplet_alpha", "n_repeats", "batch_size", "lr", "weight_decay",
         "latent_dim", "hidden_channels", "kernel_size", "dropout", "n_ensemble", "n_mc_passes",
         "validation_fraction", "early_stopping_patience", "random_state",

@@ -6,8 +6,8 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
+from aestetik._patches import Level, PatchDataset, choose_level, level_from_array, tiff_levels
 from aestetik.nn import HistologyFeatures
-from aestetik.pp._patches import Level, PatchDataset, choose_level, level_from_array, tiff_levels
 
 QUIET = {"show_progress_bar": False}
 

@@ -129,7 +129,7 @@ def image_levels(sdata: Any, image_key: str | None) -> tuple[str, Any, list]:
     """The image element (by key; the only one when ``None``) and its levels, finest first, as dask arrays."""
     import spatialdata as sd
 
-    from aestetik.pp._patches import Level, check_channels
+    from aestetik._patches import Level, check_channels
 
     if image_key is None:
         if len(sdata.images) != 1:

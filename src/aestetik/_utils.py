@@ -80,16 +80,22 @@ def spatial_coordinates(data: object, adata: AnnData, spatial_key: str | None) -
     )
 
 
-def sample_codes(adata: AnnData, library_key: str | None) -> np.ndarray:
-    """Integer code of every spot's sample (all zero without ``library_key``)."""
-    if library_key is None:
-        return np.zeros(adata.n_obs, dtype=np.int64)
+def library_ids(adata: AnnData, library_key: str) -> np.ndarray:
+    """Every spot's sample (library) id as a string, from ``obs[library_key]``, checked."""
     if library_key not in adata.obs:
         raise KeyError(f"library_key {library_key!r} not found in adata.obs")
     col = adata.obs[library_key]
     if col.isna().any():
         raise ValueError(f"adata.obs[{library_key!r}] has missing sample labels")
-    return pd.Categorical(col).codes.astype(np.int64)
+    return col.astype(str).to_numpy()
+
+
+def sample_codes(adata: AnnData, library_key: str | None) -> np.ndarray:
+    """Integer code of every spot's sample (all zero without ``library_key``)."""
+    if library_key is None:
+        return np.zeros(adata.n_obs, dtype=np.int64)
+    library_ids(adata, library_key)  # checks
+    return pd.Categorical(adata.obs[library_key]).codes.astype(np.int64)
 
 
 #: The function that writes each default ``obsm`` key, named in the error when the key is missing.

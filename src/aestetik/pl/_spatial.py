@@ -56,32 +56,19 @@ def _finish(fig: Figure, axes: Any, *, own_figure: bool, show: bool | None, retu
 
 
 def _image_key(adata: AnnData, library_id: str | None, img_key: str | None) -> tuple[str | None, str | None]:
-    spatial_uns = adata.uns.get("spatial", {})
-    if not spatial_uns:
+    """The library and image to draw under the spots (``None``: no image)."""
+    from aestetik import _spatial_uns as uns_spatial
+
+    if not uns_spatial.libraries(adata):
         if img_key not in (None, "auto"):
             raise KeyError(f"img_key {img_key!r} given, but adata.uns has no 'spatial' images")
         return None, None
-    if library_id is None:
-        if len(spatial_uns) > 1:
-            raise ValueError(f"adata.uns['spatial'] holds several libraries {list(spatial_uns)}; pass library_id")
-        library_id = next(iter(spatial_uns))
-    if library_id not in spatial_uns:
-        raise KeyError(f"library_id {library_id!r} not in adata.uns['spatial'] (available: {list(spatial_uns)})")
-    images = spatial_uns[library_id].get("images", {})
+    library_id = uns_spatial.resolve_library(adata, library_id)
     if img_key is None:
         return library_id, None
     if img_key == "auto":
-        for k in ("hires", "lowres", *images):
-            if k in images:
-                return library_id, k
-        return library_id, None
-    if img_key not in images:
-        raise KeyError(
-            f"img_key {img_key!r} not in adata.uns['spatial'][{library_id!r}]['images'] (available: {list(images)})"
-        )
-    if f"tissue_{img_key}_scalef" not in spatial_uns[library_id].get("scalefactors", {}):
-        raise KeyError(f"scale factor 'tissue_{img_key}_scalef' missing for library {library_id!r}")
-    return library_id, img_key
+        return library_id, uns_spatial.choose_image(adata, library_id, None, prefer=("hires", "lowres"))
+    return library_id, uns_spatial.choose_image(adata, library_id, img_key, prefer=())
 
 
 def spatial(

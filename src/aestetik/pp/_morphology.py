@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,17 +17,22 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from aestetik import _logging as logger
+from aestetik import _spatial_uns as uns_spatial
+from aestetik._patches import (
+    Level,
+    PatchDataset,
+    choose_level,
+    level_from_array,
+    spatial_order,
+    tiff_levels,
+    whole_batch,
+)
 from aestetik._spatialdata import check_data, copy_data, image_levels, is_spatialdata, shape_centres
-from aestetik._utils import check_int, reference_state, state_id
-from aestetik.nn._data import _as_batch
+from aestetik._utils import check_int, library_ids, reference_state, state_id
 from aestetik.nn._image import HistologyFeatures, as_encoder, torchvision_encoder
-from aestetik.pp._patches import Level, PatchDataset, choose_level, level_from_array, spatial_order, tiff_levels
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
-
-
-_SCALE_KEYS = {"hires": "tissue_hires_scalef", "lowres": "tissue_lowres_scalef"}
 
 
 def _encoder(encoder: Any, weights: Any, input_size: int | None) -> tuple[nn.Module, int, str]:
@@ -39,85 +45,118 @@ def _encoder(encoder: Any, weights: Any, input_size: int | None) -> tuple[nn.Mod
     return as_encoder(encoder), input_size or 224, type(encoder).__name__
 
 
-def _anndata_source(
-    adata: AnnData,
-    image: Any,
-    library_id: str | None,
-    library_key: str | None,
-    spot_diameter: float | None,
-    spatial_key: str,
-) -> tuple[list[tuple[np.ndarray, list[Level], np.ndarray, np.ndarray, str]], dict]:
-    """Per library: spot positions, image levels, centres and diameters in finest-level pixels."""
+@dataclass
+class PatchSource:
+    """Where the patches of some spots come from: one image pyramid, in its finest level's pixels."""
+
+    spots: np.ndarray  # rows of the table
+    levels: list[Level]  # the image pyramid, finest level first
+    centres: np.ndarray  # (n, 2) spot centres, x then y
+    diameters: np.ndarray  # (n,) spot diameters
+    name: str  # for messages
+
+
+def _full_resolution_centres(adata: AnnData, spatial_key: str) -> np.ndarray:
     if spatial_key not in adata.obsm:
         raise KeyError(f"adata.obsm[{spatial_key!r}] (spot centres in full-resolution pixels, x then y) not found")
-    xy_full = np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
-    if isinstance(image, (str, Path)) and Path(image).suffix.lower() in {".tif", ".tiff", ".svs", ".ome"}:
-        levels = tiff_levels(image)
-        if spot_diameter is None:
-            raise ValueError("pass spot_diameter= (in full-resolution pixels) with an image file")
-        diam = np.full(adata.n_obs, float(spot_diameter))
-        return [(np.arange(adata.n_obs), levels, xy_full, diam, str(image))], {"image": str(image)}
-    if isinstance(image, np.ndarray):
-        lv = level_from_array(image)
-        if spot_diameter is None:
-            raise ValueError("pass spot_diameter= (in full-resolution pixels) with an image array")
-        return [(np.arange(adata.n_obs), [lv], xy_full, np.full(adata.n_obs, float(spot_diameter)), "array")], {
-            "image": "array"
-        }
-    if image is not None and not isinstance(image, str):
-        raise TypeError(f"image must be an image key, a TIFF path or an array, got {type(image).__name__}")
-    spatial = adata.uns.get("spatial")
-    if not isinstance(spatial, dict) or not spatial:
+    return np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
+
+
+def _needs_diameter(spot_diameter: float | None, what: str) -> float:
+    if spot_diameter is None:
+        raise ValueError(f"pass spot_diameter= (in full-resolution pixels) with an image {what}")
+    return float(spot_diameter)
+
+
+def _source_tiff(adata: AnnData, path: str | Path, spot_diameter, spatial_key: str) -> tuple[list[PatchSource], dict]:
+    """A (pyramidal, OME-)TIFF file in full-resolution pixels, read lazily."""
+    levels = tiff_levels(path)
+    d = _needs_diameter(spot_diameter, "file")
+    xy = _full_resolution_centres(adata, spatial_key)
+    return [PatchSource(np.arange(adata.n_obs), levels, xy, np.full(adata.n_obs, d), str(path))], {"image": str(path)}
+
+
+def _source_array(adata: AnnData, image: np.ndarray, spot_diameter, spatial_key: str) -> tuple[list[PatchSource], dict]:
+    """An in-memory image in full-resolution pixels."""
+    level = level_from_array(image)
+    d = _needs_diameter(spot_diameter, "array")
+    xy = _full_resolution_centres(adata, spatial_key)
+    return [PatchSource(np.arange(adata.n_obs), [level], xy, np.full(adata.n_obs, d), "array")], {"image": "array"}
+
+
+def _source_uns(
+    adata: AnnData, image_key: str | None, library_id, library_key, spot_diameter, spatial_key: str
+) -> tuple[list[PatchSource], dict]:
+    """The images of ``uns["spatial"]`` (one library, or one per ``library_key`` value)."""
+    if not uns_spatial.libraries(adata):
         raise KeyError(
             "no image: adata.uns['spatial'] is missing or empty (scanpy layout: uns['spatial'][library_id]"
             "['images'] and ['scalefactors']); pass image= a TIFF path or an array instead"
         )
+    xy_full = _full_resolution_centres(adata, spatial_key)
     if library_key is not None:
-        if library_key not in adata.obs:
-            raise KeyError(f"library_key {library_key!r} not found in adata.obs")
-        lib_of_spot = adata.obs[library_key].astype(str).to_numpy()
-        libraries = list(dict.fromkeys(lib_of_spot))
+        lib_of_spot = library_ids(adata, library_key)
+        libs = list(dict.fromkeys(lib_of_spot))
     else:
-        if library_id is None:
-            if len(spatial) != 1:
-                raise ValueError(
-                    f"adata.uns['spatial'] has several libraries {list(spatial)}: pass library_id= or library_key="
-                )
-            library_id = next(iter(spatial))
-        libraries = [library_id]
-        lib_of_spot = np.full(adata.n_obs, library_id, dtype=object)
+        libs = [uns_spatial.resolve_library(adata, library_id)]
+        lib_of_spot = np.full(adata.n_obs, libs[0], dtype=object)
     out, keys = [], set()
-    for lib in libraries:
-        if lib not in spatial:
-            raise KeyError(f"library id {lib!r} not in adata.uns['spatial'] (available: {list(spatial)})")
-        entry = spatial[lib]
-        images, sf = entry.get("images", {}), entry.get("scalefactors")
-        if not images:
+    for lib in libs:
+        uns_spatial.resolve_library(adata, lib)
+        key = image_key or uns_spatial.choose_image(adata, lib, None, prefer=("hires",))
+        if key is None:
             raise KeyError(f"adata.uns['spatial'][{lib!r}]['images'] is empty: no image")
-        key = image if image is not None else ("hires" if "hires" in images else next(iter(images)))
-        if key not in images:
-            raise KeyError(
-                f"image key {key!r} not in adata.uns['spatial'][{lib!r}]['images'] (available: {list(images)})"
-            )
-        if sf is None:
-            raise KeyError(f"adata.uns['spatial'][{lib!r}]['scalefactors'] is missing")
-        scale_key = _SCALE_KEYS.get(key, f"tissue_{key}_scalef")
-        if scale_key not in sf:
-            raise KeyError(
-                f"scale factor {scale_key!r} of image {key!r} missing in adata.uns['spatial'][{lib!r}]['scalefactors']"
-            )
-        d = spot_diameter if spot_diameter is not None else sf.get("spot_diameter_fullres")
-        if d is None:
-            raise KeyError(
-                f"'spot_diameter_fullres' missing in adata.uns['spatial'][{lib!r}]['scalefactors']; pass spot_diameter="
-            )
+        key = uns_spatial.choose_image(adata, lib, key, prefer=())  # checks the key and its scale factor
+        image, scale = uns_spatial.image_and_scale(adata, lib, key)
+        d = spot_diameter if spot_diameter is not None else uns_spatial.spot_diameter_fullres(adata, lib)
         spots = np.flatnonzero(lib_of_spot == lib)
-        scale = float(sf[scale_key])
-        lv = level_from_array(np.asarray(images[key]))
-        # express everything in pixels of this image: downsample 1
-        out.append((spots, [lv], xy_full[spots] * scale, np.full(len(spots), float(d) * scale), f"{lib}/{key}"))
+        # everything in pixels of this image (its only level)
+        out.append(
+            PatchSource(
+                spots, [level_from_array(image)], xy_full[spots] * scale, np.full(len(spots), d * scale), f"{lib}/{key}"
+            )
+        )
         keys.add(key)
-    return out, {"image": sorted(keys)[0] if len(keys) == 1 else sorted(keys), "library_ids": libraries}
+    return out, {"image": sorted(keys)[0] if len(keys) == 1 else sorted(keys), "library_ids": libs}
+
+
+def _source_spatialdata(sdata: Any, table: AnnData, image_key, shapes_key, spot_diameter, table_key):
+    """A SpatialData image (multiscale, dask-backed) and the spot shapes annotated by the table."""
+    used_image_key, element, levels = image_levels(sdata, image_key)
+    xy, diam, used_shapes = shape_centres(sdata, table, shapes_key, target=element)
+    if spot_diameter is not None:
+        diam = np.full(len(xy), float(spot_diameter))  # in full-resolution = finest-level pixels
+    source = {"image_key": used_image_key, "shapes_key": used_shapes, "table_key": table_key}
+    return [PatchSource(np.arange(table.n_obs), levels, xy, diam, used_image_key)], source
+
+
+def _patch_sources(
+    adata, table, *, image, image_key, library_id, library_key, shapes_key, spot_diameter, spatial_key, table_key
+):
+    """The patch sources of ``pp.morphology``'s input, checked: every spot centre inside its image."""
+    if is_spatialdata(adata):
+        if image is not None or library_id is not None or library_key is not None:
+            raise ValueError("image=, library_id= and library_key= are for AnnData; use image_key= with SpatialData")
+        sources, record = _source_spatialdata(adata, table, image_key, shapes_key, spot_diameter, table_key)
+    elif isinstance(image, str | Path) and Path(image).suffix.lower() in {".tif", ".tiff", ".svs", ".ome"}:
+        sources, record = _source_tiff(table, image, spot_diameter, spatial_key)
+    elif isinstance(image, np.ndarray):
+        sources, record = _source_array(table, image, spot_diameter, spatial_key)
+    elif image is None or isinstance(image, str):
+        sources, record = _source_uns(table, image, library_id, library_key, spot_diameter, spatial_key)
+    else:
+        raise TypeError(f"image must be an image key, a TIFF path or an array, got {type(image).__name__}")
+    for src in sources:
+        h, w = src.levels[0].height, src.levels[0].width
+        xy = src.centres
+        outside = (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] >= w) | (xy[:, 1] >= h)
+        if outside.any():
+            first = table.obs_names[src.spots[np.flatnonzero(outside)[0]]]
+            raise ValueError(
+                f"{int(outside.sum())} spot centres lie outside the image {src.name} ({w} x {h} px), e.g. {first!r}: "
+                "check the coordinates and the scale factors"
+            )
+    return sources, record
 
 
 def morphology(
@@ -273,26 +312,18 @@ def morphology(
         raise ValueError(f"need at least 2 spots, got {table.n_obs}")
 
     # ---- where each spot's patch is (validated before any encoding) ------------------------
-    if is_spatialdata(adata):
-        if image is not None or library_id is not None or library_key is not None:
-            raise ValueError("image=, library_id= and library_key= are for AnnData; use image_key= with SpatialData")
-        used_image_key, element, levels = image_levels(adata, image_key)
-        xy, diam, used_shapes = shape_centres(adata, table, shapes_key, target=element)
-        if spot_diameter is not None:
-            diam = np.full(len(xy), float(spot_diameter))  # in full-resolution = finest-level pixels
-        groups = [(np.arange(table.n_obs), levels, xy, diam, used_image_key)]
-        source = {"image_key": used_image_key, "shapes_key": used_shapes, "table_key": table_key}
-    else:
-        groups, source = _anndata_source(table, image, library_id, library_key, spot_diameter, spatial_key)
-    for spots, levels, xy, _, name in groups:
-        h, w = levels[0].height, levels[0].width
-        outside = (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] >= w) | (xy[:, 1] >= h)
-        if outside.any():
-            first = table.obs_names[spots[np.flatnonzero(outside)[0]]]
-            raise ValueError(
-                f"{int(outside.sum())} spot centres lie outside the image {name} ({w} x {h} px), e.g. {first!r}: "
-                "check the coordinates and the scale factors"
-            )
+    sources, source = _patch_sources(
+        adata,
+        table,
+        image=image,
+        image_key=image_key,
+        library_id=library_id,
+        library_key=library_key,
+        shapes_key=shapes_key,
+        spot_diameter=spot_diameter,
+        spatial_key=spatial_key,
+        table_key=table_key,
+    )
 
     module, size, encoder_name = _encoder(encoder, weights, input_size)
     if device is None:
@@ -307,7 +338,8 @@ def morphology(
     n_total = table.n_obs
     bar = tqdm(total=n_total, desc=f"morphology ({encoder_name})", disable=not show_progress_bar, unit="spot")
     with torch.no_grad():
-        for spots, levels, xy, diam, name in groups:
+        for src in sources:
+            spots, levels, xy, diam, name = src.spots, src.levels, src.centres, src.diameters, src.name
             side_full = float(np.median(diam)) * patch_scale
             level = choose_level(levels, side_full, size)
             side = max(1, int(round(side_full / level.downsample)))
@@ -319,7 +351,7 @@ def morphology(
                 batch_size=batch_size,
                 sampler=order.tolist(),
                 num_workers=num_workers,
-                collate_fn=_as_batch,
+                collate_fn=whole_batch,
             )
             logger.info(
                 "%s: %d patches of %d px (level 1/%g) resized to %d px", name, len(ds), side, level.downsample, size

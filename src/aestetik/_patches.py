@@ -107,6 +107,11 @@ def to_unit_float(patch: np.ndarray) -> np.ndarray:
     return np.clip(patch.astype(np.float32), 0.0, 1.0)
 
 
+def whole_batch(batch: torch.Tensor) -> torch.Tensor:
+    """``collate_fn`` for :class:`PatchDataset`: ``__getitems__`` already returns the batch tensor."""
+    return batch
+
+
 class PatchDataset(Dataset):
     """Square RGB patches ``(3, side, side)`` in ``[0, 1]`` centred on spots, read from one level.
 

@@ -13,6 +13,8 @@ from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from aestetik._docs import doc_table_key_plot, inject_docs
+
 __all__ = ["loss", "spatial"]
 
 
@@ -71,6 +73,7 @@ def _image_key(adata: AnnData, library_id: str | None, img_key: str | None) -> t
     return library_id, uns_spatial.choose_image(adata, library_id, img_key, prefer=())
 
 
+@inject_docs(doc_table_key_plot=doc_table_key_plot)
 def spatial(
     adata: AnnData | SpatialData,
     color: str | Sequence[str] = "aestetik_clusters",
@@ -126,8 +129,7 @@ def spatial(
         Show the figure (default: when neither ``ax`` nor ``return_fig`` is given).
     return_fig
         Return the figure.
-    table_key
-        The table of a SpatialData object to plot.
+    {doc_table_key_plot}
     **kwargs
         Passed to :func:`scanpy.pl.spatial` (``size``, ``alpha_img``, ``legend_loc``, ...).
 
@@ -225,6 +227,7 @@ def spatial(
     return _finish(fig, axes[0] if len(axes) == 1 else axes, own_figure=ax is None, show=show, return_fig=return_fig)
 
 
+@inject_docs(doc_table_key_plot=doc_table_key_plot)
 def loss(
     adata: AnnData | SpatialData,
     *,
@@ -254,8 +257,7 @@ def loss(
         Show the figure (default: when neither ``ax`` nor ``return_fig`` is given).
     return_fig
         Return the figure.
-    table_key
-        The table of a SpatialData object.
+    {doc_table_key_plot}
 
     Returns
     -------

@@ -9,6 +9,7 @@ import numpy as np
 from anndata import AnnData
 
 from aestetik import _logging as logger
+from aestetik._docs import doc_copy, doc_table_key, inject_docs
 from aestetik._spatialdata import check_data, copy_data, table_coordinates
 from aestetik._utils import sample_codes
 
@@ -82,6 +83,7 @@ def _snap(xy: np.ndarray, bin_size: float, max_radius: int = 64) -> tuple[np.nda
     return cell, n_moved
 
 
+@inject_docs(doc_table_key=doc_table_key, doc_copy=doc_copy)
 def lattice(
     adata: AnnData | SpatialData,
     *,
@@ -117,10 +119,8 @@ def lattice(
         ``obs`` column with the sample of each cell; samples are mapped separately.
     key_added
         ``obs`` columns for the lattice row (from y) and column (from x).
-    table_key
-        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
-    copy
-        Return a modified copy instead of writing to ``adata``.
+    {doc_table_key}
+    {doc_copy}
 
     Returns
     -------

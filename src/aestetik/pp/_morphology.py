@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from aestetik import _logging as logger
 from aestetik import _spatial_uns as uns_spatial
+from aestetik._docs import doc_copy, inject_docs
 from aestetik._patches import (
     Level,
     PatchDataset,
@@ -159,6 +160,7 @@ def _patch_sources(
     return sources, record
 
 
+@inject_docs(doc_copy=doc_copy)
 def morphology(
     adata: AnnData | SpatialData,
     *,
@@ -272,8 +274,7 @@ def morphology(
         Seed of the PCA.
     show_progress_bar
         Show a tqdm bar over the batches.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {doc_copy}
 
     Returns
     -------

@@ -11,6 +11,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from aestetik import _logging as logger
+from aestetik._docs import doc_copy, doc_table_key, inject_docs
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, reference_state, state_id
 
@@ -40,6 +41,7 @@ def _counts(adata: AnnData, layer: str | None):
     return x
 
 
+@inject_docs(doc_table_key=doc_table_key, doc_copy=doc_copy)
 def transcriptomics(
     adata: AnnData | SpatialData,
     *,
@@ -115,10 +117,8 @@ def transcriptomics(
         reference must be in ``var_names``; a ``KeyError`` names the missing ones.
     random_state
         Seed of the PCA solver.
-    table_key
-        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
-    copy
-        Return a modified copy instead of writing to ``adata``.
+    {doc_table_key}
+    {doc_copy}
 
     Returns
     -------

@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from aestetik import _logging as logger
 from aestetik._clustering import assign_clusters, check_method, check_mixture_init, fit_clusters, refine_labels
+from aestetik._docs import doc_copy, doc_table_key, inject_docs
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int, obsm_features, sample_codes, spatial_coordinates
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from spatialdata import SpatialData
 
 
+@inject_docs(doc_table_key=doc_table_key, doc_copy=doc_copy)
 def cluster(
     adata: AnnData | SpatialData,
     n_clusters: int = 7,
@@ -93,10 +95,8 @@ def cluster(
         (``n_clusters``, ``method`` and ``mixture_init`` then come from the reference).
     random_state
         Seed.
-    table_key
-        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
-    copy
-        Return a modified copy instead of writing to ``adata``.
+    {doc_table_key}
+    {doc_copy}
 
     Returns
     -------

@@ -10,6 +10,7 @@ import numpy as np
 from anndata import AnnData
 
 from aestetik import _logging as logger
+from aestetik._docs import doc_copy, doc_table_key, inject_docs
 from aestetik._model import AESTETIK, N_MC_PASSES, trainer_arguments
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from spatialdata import SpatialData
 
 
+@inject_docs(doc_table_key=doc_table_key, doc_copy=doc_copy)
 def embed(
     adata: AnnData | SpatialData,
     *,
@@ -170,8 +172,7 @@ def embed(
         ``callbacks`` or a ``logger``.
     show_progress_bar
         Show Lightning's and the inference progress bars.
-    table_key
-        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
+    {doc_table_key}
     model
         A trained :class:`aestetik.AESTETIK` (e.g. from ``return_model=True`` on another
         slide, or :meth:`aestetik.AESTETIK.load`): embed this slide with it, without
@@ -179,8 +180,7 @@ def embed(
         made with ``reference=model`` (:func:`aestetik.pp.transcriptomics`).
     return_model
         Also return the trained :class:`aestetik.AESTETIK` (to embed other slides or save it).
-    copy
-        Return a modified copy instead of writing to ``adata``.
+    {doc_copy}
 
     Returns
     -------

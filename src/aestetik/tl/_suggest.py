@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from aestetik import _logging as logger
+from aestetik._docs import doc_table_key, inject_docs
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import obsm_features
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from spatialdata import SpatialData
 
 
+@inject_docs(doc_table_key=doc_table_key)
 def suggest_n_clusters(
     adata: AnnData | SpatialData,
     *,
@@ -59,8 +61,7 @@ def suggest_n_clusters(
         ``uns`` key of the score table and the parameters.
     random_state
         Seed.
-    table_key
-        For a ``spatialdata.SpatialData`` object: the table to read and write (as squidpy).
+    {doc_table_key}
     copy
         Write into a copy and return it instead of the number.
 

@@ -44,6 +44,20 @@ def _programs(
     return base, log_fc
 
 
+#: Spots drawn at a time: memory follows one block (a slide of this size or less is one block).
+_BLOCK = 100_000
+
+
+def _counts(rng: np.random.Generator, profile: np.ndarray, domain: np.ndarray, size: np.ndarray) -> sparse.csr_matrix:
+    """Gamma-Poisson (negative-binomial, dispersion 5) counts, block by block of spots, as CSR."""
+    theta = 5.0
+    blocks = []
+    for start in range(0, len(domain), _BLOCK):
+        mu = profile[domain[start : start + _BLOCK]] * size[start : start + _BLOCK, None]
+        blocks.append(sparse.csr_matrix(rng.poisson(rng.gamma(shape=theta, scale=mu / theta)).astype(np.int32)))
+    return blocks[0] if len(blocks) == 1 else sparse.vstack(blocks, format="csr")
+
+
 def _one_sample(
     rng: np.random.Generator,
     n_spots: int,
@@ -68,13 +82,12 @@ def _one_sample(
 
     # Negative-binomial counts: gene baselines, domain markers, spot library sizes.
     size = rng.lognormal(mean=0.0, sigma=0.3, size=n_spots)
-    mu = base[None, :] * np.exp(log_fc[domain]) * size[:, None]
-    theta = 5.0
-    counts = rng.poisson(rng.gamma(shape=theta, scale=mu / theta)).astype(np.int32)
+    profile = base[None, :] * np.exp(log_fc)  # mean counts of each domain at library size 1
+    counts = _counts(rng, profile, domain, size)
 
     obs = pd.DataFrame({"array_row": rows, "array_col": cols, "in_tissue": 1, "domain": domain})
     if not with_image:
-        return sparse.csr_matrix(counts), obs, np.stack([x, y], axis=1), None, log_fc
+        return counts, obs, np.stack([x, y], axis=1), None, log_fc
     # H&E-like image at "hires" scale: colour and nuclei density per domain.
     h, w = int(np.ceil(height * scalef)), int(np.ceil(width * scalef))
     py, px = np.mgrid[0:h, 0:w]
@@ -85,7 +98,7 @@ def _one_sample(
     nuclei = rng.random((h, w)) < _NUCLEI[pix_domain % len(_NUCLEI)]
     img[nuclei] = [70, 40, 110]
     img = np.clip(img, 0, 255).astype(np.uint8)
-    return sparse.csr_matrix(counts), obs, np.stack([x, y], axis=1), img, log_fc
+    return counts, obs, np.stack([x, y], axis=1), img, log_fc
 
 
 def synthetic(

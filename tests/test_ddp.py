@@ -49,3 +49,19 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     ae.tl.cluster(single, 5)
     ari_single = adjusted_rand_score(single.obs["ground_truth"], single.obs["aestetik_clusters"])
     assert ranks[0]["ari"] > 0.6 and abs(ranks[0]["ari"] - ari_single) < 0.1
+
+
+def test_ddp_spawn_brings_weights_and_history_back():
+    adata = ae.datasets.synthetic(n_spots=300, random_state=0)
+    ae.pp.transcriptomics(adata)
+    ae.tl.embed(
+        adata,
+        n_clusters=3,
+        max_epochs=3,
+        n_mc_passes=5,
+        show_progress_bar=False,
+        trainer_kwargs={"accelerator": "cpu", "strategy": "ddp_spawn", "devices": 2},
+    )
+    uns = adata.uns["aestetik"]
+    assert adata.obsm["X_aestetik"].shape == (300, 16)
+    assert uns["n_epochs"] == 3 and len(uns["history"]["loss"]) == 3

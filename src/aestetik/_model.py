@@ -483,10 +483,11 @@ class AESTETIK:
         self.timings["training"] = time.perf_counter() - t0
         self.trainer, self._grid, self._batch_size = trainer, datamodule.grid, bs
         self._inputs = None  # the grid holds what inference needs
+        history.recover(trainer)  # training in other processes (ddp_spawn, ddp_notebook)
         self.history = _history(history)
         self.best_epoch = best.best_epoch
         self.pseudo_labels_updated_at = list(updater.updated_at) if updater is not None else []
-        self.n_epochs = int(trainer.current_epoch)
+        self.n_epochs = max(int(trainer.current_epoch), len(self.history.get("loss", [])))
         self.train_params = {
             "max_epochs": max_epochs,
             "batch_size": batch_size,

@@ -16,7 +16,14 @@ __all__ = ["BestWeights", "LossHistory", "PseudoLabelUpdate"]
 
 
 class LossHistory(Callback):
-    """Record the epoch means of every logged ``train_*`` and ``val_*`` metric."""
+    """Record the epoch means of every logged ``train_*`` and ``val_*`` metric.
+
+    Strategies that train in other processes and bring only the weights back (``ddp_spawn``,
+    ``ddp_notebook``) also bring back ``trainer.callback_metrics``: the history travels there
+    (``history/<name>``) and :meth:`recover` reads it in the main process.
+    """
+
+    PREFIX = "history/"
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,6 +40,18 @@ class LossHistory(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._record(trainer, "val_")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for name, values in self.history.items():
+            trainer.callback_metrics[self.PREFIX + name] = torch.tensor(values, dtype=torch.float64)
+
+    def recover(self, trainer: L.Trainer) -> None:
+        """Take the history from ``trainer.callback_metrics`` when the training ran in other processes."""
+        if self.history:
+            return
+        for name, value in trainer.callback_metrics.items():
+            if name.startswith(self.PREFIX):
+                self.history[name.removeprefix(self.PREFIX)] = [float(v) for v in value.reshape(-1)]
 
 
 class BestWeights(Callback):

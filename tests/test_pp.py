@@ -131,3 +131,21 @@ def test_messages_follow_scanpy_verbosity(tmp_path):
         assert "added obsm['X_pca_transcriptomics']" in log.read_text()
     finally:
         sc.settings.logfile = sys.stderr
+
+
+def test_large_slides_stay_sparse(monkeypatch):
+    """Above DENSE_MAX_VALUES the counts are scaled and reduced without densifying: same axes here."""
+    import aestetik.pp._transcriptomics as transcriptomics_module
+
+    dense = ae.datasets.synthetic(n_spots=1000, random_state=0)
+    kept_sparse = dense.copy()
+    ae.pp.transcriptomics(dense)
+    monkeypatch.setattr(transcriptomics_module, "DENSE_MAX_VALUES", 0)
+    ae.pp.transcriptomics(kept_sparse)
+    assert kept_sparse.uns["pca_transcriptomics"]["sparse"] and not dense.uns["pca_transcriptomics"]["sparse"]
+    x, y = dense.obsm["X_pca_transcriptomics"], kept_sparse.obsm["X_pca_transcriptomics"]
+    for i in range(5):  # the same principal axes, up to their sign (no value reaches the clip here)
+        assert abs(np.corrcoef(x[:, i], y[:, i])[0, 1]) > 0.999
+    again = dense.copy()
+    ae.pp.transcriptomics(again, reference=kept_sparse)
+    np.testing.assert_allclose(again.obsm["X_pca_transcriptomics"], y, atol=1e-4)

@@ -67,7 +67,9 @@ def transcriptomics(
     on the counts; the published method keeps those whose normalised variance is at
     least 1, ``min_variance_norm=1.0``); the counts are normalised
     to ``target_sum`` per spot, log1p-transformed, scaled (clipped at ``max_value``)
-    and reduced by PCA. All of this runs on a private copy of the counts: ``adata.X``
+    and reduced by PCA. Sparse counts of more than 10^8 spots x genes (large slides) are
+    never densified: the genes are scaled as a sparse matrix, the PCA centres them
+    implicitly, and the values are not clipped. All of this runs on a private copy of the counts: ``adata.X``
     and the layers are never modified.
 
     With ``reference`` (a slide processed before, or a trained :class:`aestetik.AESTETIK`),
@@ -189,19 +191,27 @@ def transcriptomics(
     with threadpool_limits(limits=None):  # as above
         sc.pp.normalize_total(tmp, target_sum=target_sum)
         sc.pp.log1p(tmp)
-        if sparse.issparse(tmp.X):  # scaling centres the data, hence densifies it anyway
-            tmp.X = tmp.X.toarray()
-        if library_key is None:
-            sc.pp.scale(tmp, max_value=max_value)
-        else:
-            tmp.X = scale_per_batch(np.asarray(tmp.X), batches, max_value)
-        sc.pp.pca(tmp, n_comps=n_used, random_state=random_state)
-    state = _fitted_state(tmp, target_sum=target_sum, max_value=max_value, per_batch=library_key is not None)
+    stay_sparse = sparse.issparse(tmp.X) and library_key is None and tmp.n_obs * tmp.n_vars > DENSE_MAX_VALUES
+    if stay_sparse:  # large slides: memory follows the non-zeros
+        pcs, variance_ratio, state = _sparse_pca(tmp.X, n_used, target_sum, random_state)
+        state = {"genes": np.asarray(tmp.var_names, dtype=str), **state}
+        state["id"] = state_id(state)
+    else:
+        with threadpool_limits(limits=None):
+            if sparse.issparse(tmp.X):  # scaling centres the data, hence densifies it anyway
+                tmp.X = tmp.X.toarray()
+            if library_key is None:
+                sc.pp.scale(tmp, max_value=max_value)
+            else:
+                tmp.X = scale_per_batch(np.asarray(tmp.X), batches, max_value)
+            sc.pp.pca(tmp, n_comps=n_used, random_state=random_state)
+        pcs, variance_ratio = tmp.obsm["X_pca"], np.asarray(tmp.uns["pca"]["variance_ratio"])
+        state = _fitted_state(tmp, target_sum=target_sum, max_value=max_value, per_batch=library_key is not None)
 
     if copy:
         data, adata = copy_data(data, table_key)
     key = key_added.removeprefix("X_")
-    adata.obsm[key_added] = np.asarray(tmp.obsm["X_pca"], dtype=np.float32)
+    adata.obsm[key_added] = np.asarray(pcs, dtype=np.float32)
     genes = np.zeros(adata.n_vars, dtype=bool)
     genes[np.flatnonzero(keep_cells)[selected]] = True
     adata.var[f"{key}_genes"] = genes
@@ -220,13 +230,49 @@ def transcriptomics(
         },
         "n_genes": n_genes,
         "n_comps": n_used,
-        "variance_ratio": np.asarray(tmp.uns["pca"]["variance_ratio"]),
+        "variance_ratio": variance_ratio,
+        "sparse": bool(stay_sparse),
         "state": state,
     }
     logger.info(
         "added obsm[%r] (%d PCs of %d genes), var[%r], uns[%r]", key_added, n_used, n_genes, f"{key}_genes", key
     )
     return data if copy else None
+
+
+#: Above this many values (spots x selected genes), sparse counts are scaled and reduced without
+#: being densified (no clipping at ``max_value`` then); below, as scanpy's ``scale`` + ``pca``.
+DENSE_MAX_VALUES = 100_000_000
+
+
+def _sparse_pca(x: sparse.spmatrix, n_comps: int, target_sum: float, random_state: int):
+    """PCA of the scaled log-normalised counts without densifying them.
+
+    Every gene is divided by its standard deviation (a sparse column scaling) and the
+    centring is left to the PCA, which handles it implicitly on sparse input; the values
+    are not clipped. Returns the components, the explained variance ratios and the state.
+    """
+    from sklearn.decomposition import PCA
+
+    x = sparse.csr_matrix(x, dtype=np.float64)
+    n = x.shape[0]
+    mean = np.asarray(x.mean(axis=0)).ravel()
+    var = (np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean**2) * (n / max(n - 1, 1))
+    std = np.sqrt(np.clip(var, 0, None))
+    std[std == 0] = 1.0
+    scaled = x @ sparse.diags(1.0 / std)
+    pca = PCA(n_components=n_comps, svd_solver="covariance_eigh", random_state=random_state)
+    pcs = pca.fit_transform(scaled)
+    state = {
+        "mean": mean,
+        "std": std,
+        "per_batch": False,
+        "pca_mean": np.zeros_like(mean),  # centred features: the PCA's centre is 0
+        "components": pca.components_.astype(np.float64),
+        "target_sum": float(target_sum),
+        "max_value": float("inf"),  # not clipped
+    }
+    return pcs, pca.explained_variance_ratio_.astype(np.float64), state
 
 
 def _batch_codes(adata: AnnData, library_key: str | None) -> np.ndarray:

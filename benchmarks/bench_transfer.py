@@ -21,7 +21,7 @@ restricted to the genes the two files share (2340 of their 5000 on 151673/151674
   1 = no mixing, 2 = perfect for two slides).
 
 All runs use the package defaults with ``morphology_weight=0`` (expression only) and the
-same clustering (``tl.cluster``, refined), except ``own_morphology`` and ``transfer_morphology``
+same clustering (``tl.cluster``, refined), except ``own_morphology``, ``transfer_morphology`` and ``joint_morphology``
 (``--variants``): ``pp.morphology`` defaults and the default morphology weight, the new
 slide's morphology features made with ``pp.morphology(new, reference=model)``. ``embed s`` is the time to embed the new slide with the trained
 model, ``train s`` the time of ``tl.embed`` on the training slide.
@@ -97,12 +97,19 @@ def transfer(
 
 
 def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict) -> None:
-    """One model on both slides; per-slide ARI of one clustering, and iLISI of the slides."""
+    """One model on both slides; per-slide ARI of one clustering, and iLISI of the slides.
+
+    ``correction="morphology"``: pooled expression features and ``pp.morphology`` of both
+    slides' images (``library_key="sample_id"``), at the default morphology weight.
+    """
     from harmonypy import compute_lisi, run_harmony
 
-    both = ad.concat({"train": train, "new": new}, label="slide", index_unique="-")
+    both = ad.concat({"train": train, "new": new}, label="slide", index_unique="-", uns_merge="unique")
     both.obs["slide"] = both.obs["slide"].astype("category")
     ae.pp.transcriptomics(both, random_state=seed, library_key="slide" if correction == "scaled" else None)
+    if correction == "morphology":
+        ae.pp.morphology(both, library_key="sample_id", show_progress_bar=False)
+        opts = opts | {"morphology_weight": None}
     key = "X_pca_transcriptomics"
     if correction == "harmony":
         # harmonypy directly: scanpy 1.11's harmony_integrate transposes harmonypy 2's (N, d) output
@@ -150,14 +157,18 @@ def run(train_path: Path, new_path: Path, seed: int, variants: list[str]) -> dic
         out["own_morphology"] = ari(own)
     if "transfer_morphology" in variants:
         transfer(train.copy(), new.copy(), k, opts, seed, selfscaled=False, out=out, morphology=True)
-    for correction in ("pooled", "scaled", "harmony"):
+    for correction in ("pooled", "scaled", "harmony", "morphology"):
         if f"joint_{correction}" in variants:
             joint(train, new, k, opts, seed, correction, out)
     return out
 
 
 VARIANTS = ["own", "transfer", "transfer_selfscaled", "joint_pooled", "joint_scaled", "joint_harmony"]
-MORPHOLOGY = ["own_morphology", "transfer_morphology"]  # default morphology weight, pp.morphology defaults
+MORPHOLOGY = [
+    "own_morphology",
+    "transfer_morphology",
+    "joint_morphology",
+]  # default morphology weight, pp.morphology defaults
 
 
 def main() -> None:
@@ -204,6 +215,7 @@ def print_table(records: list[dict], args) -> None:
         ("joint, Harmony", "joint_harmony_new", "joint_harmony_train", "joint_harmony_ilisi"),
         ("with morphology: own model of the new slide", "own_morphology", None, None),
         ("with morphology: transfer", "transfer_morphology", "train_slide_morphology", None),
+        ("with morphology: joint, pooled", "joint_morphology_new", "joint_morphology_train", "joint_morphology_ilisi"),
     ]
     for name, new_key, train_key, lisi_key in rows:
         print(

@@ -100,15 +100,18 @@ def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict)
     """One model on both slides; per-slide ARI of one clustering, and iLISI of the slides.
 
     ``correction="morphology"``: pooled expression features and ``pp.morphology`` of both
-    slides' images (``library_key="sample_id"``), at the default morphology weight.
+    slides' images (``library_key="sample_id"``), at the default morphology weight;
+    ``"morphology_scaled"``: the same with the morphology features z-scored per slide
+    (``scale_per_library=True``).
     """
     from harmonypy import compute_lisi, run_harmony
 
     both = ad.concat({"train": train, "new": new}, label="slide", index_unique="-", uns_merge="unique")
     both.obs["slide"] = both.obs["slide"].astype("category")
     ae.pp.transcriptomics(both, random_state=seed, library_key="slide" if correction == "scaled" else None)
-    if correction == "morphology":
-        ae.pp.morphology(both, library_key="sample_id", show_progress_bar=False)
+    if correction.startswith("morphology"):
+        per_slide = correction == "morphology_scaled"
+        ae.pp.morphology(both, library_key="sample_id", scale_per_library=per_slide, show_progress_bar=False)
         opts = opts | {"morphology_weight": None}
     key = "X_pca_transcriptomics"
     if correction == "harmony":
@@ -157,7 +160,7 @@ def run(train_path: Path, new_path: Path, seed: int, variants: list[str]) -> dic
         out["own_morphology"] = ari(own)
     if "transfer_morphology" in variants:
         transfer(train.copy(), new.copy(), k, opts, seed, selfscaled=False, out=out, morphology=True)
-    for correction in ("pooled", "scaled", "harmony", "morphology"):
+    for correction in ("pooled", "scaled", "harmony", "morphology", "morphology_scaled"):
         if f"joint_{correction}" in variants:
             joint(train, new, k, opts, seed, correction, out)
     return out
@@ -168,6 +171,7 @@ MORPHOLOGY = [
     "own_morphology",
     "transfer_morphology",
     "joint_morphology",
+    "joint_morphology_scaled",
 ]  # default morphology weight, pp.morphology defaults
 
 
@@ -216,6 +220,12 @@ def print_table(records: list[dict], args) -> None:
         ("with morphology: own model of the new slide", "own_morphology", None, None),
         ("with morphology: transfer", "transfer_morphology", "train_slide_morphology", None),
         ("with morphology: joint, pooled", "joint_morphology_new", "joint_morphology_train", "joint_morphology_ilisi"),
+        (
+            "with morphology: joint, morphology per slide",
+            "joint_morphology_scaled_new",
+            "joint_morphology_scaled_train",
+            "joint_morphology_scaled_ilisi",
+        ),
     ]
     for name, new_key, train_key, lisi_key in rows:
         print(

@@ -279,3 +279,18 @@ def test_clusters_fitted_on_a_subsample_cover_every_spot(trained):
     assert adjusted_rand_score(full.obs["aestetik_clusters"], adata.obs["aestetik_clusters"]) > 0.8
     with pytest.raises(ValueError, match="pseudo_label_max_spots must be >= 3"):
         ae.tl.embed(adata, **FAST, pseudo_label_max_spots=2)
+
+
+def test_morphology_scaled_per_slide():
+    both = ae.datasets.synthetic(n_spots=200, n_samples=2, random_state=3)
+    with pytest.raises(ValueError, match="needs library_key"):
+        ae.pp.morphology(both, library_id="synthetic_0", scale_per_library=True, show_progress_bar=False)
+    ae.pp.morphology(both, library_key="sample", scale_per_library=True, show_progress_bar=False)
+    state = both.uns["pca_morphology"]["state"]
+    assert state["per_library"] and both.uns["pca_morphology"]["params"]["scale_per_library"]
+    x = both.obsm["X_pca_morphology"]
+    for s in ("synthetic_0", "synthetic_1"):  # every slide centred on its own
+        assert np.abs(x[(both.obs["sample"] == s).to_numpy()].mean(0)).max() < 1e-3
+    again = both.copy()
+    ae.pp.morphology(again, library_key="sample", reference=both, show_progress_bar=False)
+    np.testing.assert_allclose(again.obsm["X_pca_morphology"], x, atol=1e-4)

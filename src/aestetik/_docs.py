@@ -20,6 +20,7 @@ doc_copy = """\
 copy
     Return a modified copy instead of writing to ``adata``."""
 
+
 def inject_docs(**snippets: str) -> Callable[[F], F]:
     """Replace ``{name}`` in the decorated function's docstring by ``snippets[name]``.
 

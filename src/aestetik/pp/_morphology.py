@@ -183,6 +183,7 @@ def morphology(
     key_added: str = "X_pca_morphology",
     raw_key: str | None = None,
     reference: Any = None,
+    scale_per_library: bool = False,
     random_state: int = 0,
     show_progress_bar: bool = True,
     copy: bool = False,
@@ -270,6 +271,11 @@ def morphology(
         ``input_size``, ``patch_scale`` and ``n_comps`` then come from the reference; an
         encoder module of your own must be passed again as ``encoder`` (checked by its
         class name).
+    scale_per_library
+        With ``library_key`` (several slides): z-score the encoder's features within each
+        slide before the shared PCA, so that a slide's overall staining or scan differences
+        do not become principal axes. A ``reference`` fitted this way z-scores the new slide
+        (each of its ``library_key`` slides) on its own.
     random_state
         Seed of the PCA.
     show_progress_bar
@@ -295,6 +301,8 @@ def morphology(
     t_start = time.perf_counter()
     table = check_data(adata, table_key)
     fitted = None
+    if scale_per_library and library_key is None and reference is None:
+        raise ValueError("scale_per_library=True needs library_key= (the obs column of each spot's slide)")
     if reference is not None:
         fitted, ref_params = reference_state(
             reference, key_added.removeprefix("X_"), produced_by="aestetik.pp.morphology"
@@ -391,10 +399,17 @@ def morphology(
 
     # ---- PCA (or the reference's) -----------------------------------------------------------
     t0 = time.perf_counter()
+    per_library = scale_per_library if fitted is None else bool(fitted.get("per_library", False))
+    pca_input = features  # the encoder's features stay as they are for raw_key
+    if per_library:
+        libs = library_ids(table, library_key) if library_key is not None else np.zeros(table.n_obs, dtype=str)
+        pca_input = standardise_per_library(features, libs)
     if fitted is None:
-        pcs, state, variance_ratio = _fit_pca(features, n_comps, table.n_obs, random_state)
+        pcs, state, variance_ratio = _fit_pca(pca_input, n_comps, table.n_obs, random_state)
+        state["per_library"] = bool(per_library)
+        state["id"] = state_id(state)
     else:
-        pcs, state = project_features(features, fitted), fitted
+        pcs, state = project_features(pca_input, fitted), fitted
         variance_ratio = np.asarray(fitted.get("variance_ratio", []), dtype=np.float64)
     n_used = pcs.shape[1]
     t_pca = time.perf_counter() - t0
@@ -420,6 +435,7 @@ def morphology(
             "n_comps": n_used,
             "random_state": random_state,
             "raw_key": raw_key,
+            "scale_per_library": bool(per_library),
             "reference": None if fitted is None else fitted["id"],
             **source,
         },
@@ -480,6 +496,18 @@ def _fit_pca(features: np.ndarray, n_comps: int, n_obs: int, random_state: int):
     }
     state["id"] = state_id(state)
     return pcs, state, pca.explained_variance_ratio_.astype(np.float64)
+
+
+def standardise_per_library(features: np.ndarray, libraries: np.ndarray) -> np.ndarray:
+    """Z-score every feature within each library (constant features keep scale 1)."""
+    out = np.empty_like(features, dtype=np.float32)
+    for lib in np.unique(libraries):
+        rows = libraries == lib
+        x = features[rows].astype(np.float64)
+        std = x.std(axis=0)
+        std[std == 0] = 1.0
+        out[rows] = (x - x.mean(axis=0)) / std
+    return out
 
 
 def project_features(features: np.ndarray, state: dict) -> np.ndarray:

@@ -92,3 +92,30 @@ def test_dlpfc_morphology_from_the_lowres_image():
     assert x.shape == (adata.n_obs, 15) and np.isfinite(x).all()
     ae.tl.cluster(adata, 7, use_rep="X_pca_morphology", key_added="morph")
     assert _ari(adata, lab, "morph") > 0.11
+
+
+def test_dlpfc_model_of_151673_applied_to_151674():
+    """A model trained on 151673 embeds 151674 without training; its domains (those of 151673)
+    against 151674's own model, both on the genes the two files share.
+
+    benchmarks/results/transfer_cpu.txt (``bench_transfer.py``, this CPU, seeds 0-2): transfer
+    0.616 (0.591-0.630), own model 0.577 (0.556-0.584); seed 0: 0.630 against 0.556.
+    """
+    train, _ = _read("dlpfc_151673")
+    new, lab = _read("dlpfc_151674")
+    shared = train.var_names.intersection(new.var_names)
+    train, new = train[:, shared].copy(), new[:, shared].copy()
+    own = new.copy()
+    opts = {"n_clusters": 7, "morphology_weight": 0.0, "show_progress_bar": False}
+    ae.pp.transcriptomics(own)
+    ae.tl.embed(own, **opts)
+    ae.tl.cluster(own, 7)
+    ae.pp.transcriptomics(train)
+    model = ae.tl.embed(train, **opts, return_model=True)
+    ae.tl.cluster(train, 7)
+    ae.pp.transcriptomics(new, reference=model)
+    ae.tl.embed(new, model=model, show_progress_bar=False)
+    ae.tl.cluster(new, reference=train)
+    ari_transfer, ari_own = _ari(new, lab, "aestetik_clusters"), _ari(own, lab, "aestetik_clusters")
+    assert ari_transfer > 0.55
+    assert ari_transfer > ari_own - 0.03

@@ -1,0 +1,89 @@
+"""Time and memory of every stage against the number of spots, on synthetic slides with known domains.
+
+For each size (one fresh process per size, so that peak memory is that size's own): the
+synthetic slide (``datasets.synthetic``, no image), ``pp.transcriptomics``, ``tl.embed``
+(``--epochs`` epochs; the per-epoch time is what grows with the data), ``tl.cluster`` and the
+ARI against the known domains. Prints, per size, seconds per stage, peak resident memory, and
+the ratio of each to the smallest size: a stage that grows linearly shows a time ratio close
+to the size ratio.
+
+    python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--epochs 3]
+        [--out benchmarks/results/scale_cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+ONE = """
+import json, sys, time, warnings
+sys.path.insert(0, {here!r})
+from _common import peak_rss_mib
+import scanpy as sc
+from sklearn.metrics import adjusted_rand_score
+import aestetik as ae
+warnings.filterwarnings("ignore")
+sc.settings.verbosity = "error"
+n, epochs = {n}, {epochs}
+out = {{"n_spots": n, "epochs": epochs}}
+t = time.perf_counter(); adata = ae.datasets.synthetic(n_spots=n, with_image=False, random_state=0)
+out["synthetic_s"] = time.perf_counter() - t
+t = time.perf_counter(); ae.pp.transcriptomics(adata)
+out["transcriptomics_s"] = time.perf_counter() - t
+out["sparse"] = bool(adata.uns["pca_transcriptomics"]["sparse"])
+t = time.perf_counter()
+ae.tl.embed(adata, n_clusters=5, max_epochs=epochs, show_progress_bar=False)
+out["embed_s"] = time.perf_counter() - t
+out |= {{f"embed_{{k}}_s": v for k, v in adata.uns["aestetik"]["timings"].items() if k != "total"}}
+out["epoch_s"] = out["embed_training_s"] / epochs
+t = time.perf_counter(); ae.tl.cluster(adata, 5)
+out["cluster_s"] = time.perf_counter() - t
+out["ari"] = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["aestetik_clusters"])
+out["peak_rss_mib"] = peak_rss_mib()
+print(json.dumps(out))
+"""
+
+STAGES = ["synthetic_s", "transcriptomics_s", "embed_pseudo_labels_s", "epoch_s", "embed_inference_s", "cluster_s"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--out", default=None)
+    p.add_argument("--load", default=None, help="only print the table of this JSON file")
+    args = p.parse_args()
+    if args.load:
+        records = json.loads(Path(args.load).read_text())["records"]
+    else:
+        records = []
+        for n in args.sizes:
+            code = ONE.format(here=str(HERE), n=n, epochs=args.epochs)
+            t0 = time.perf_counter()
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            rec = json.loads(res.stdout.strip().splitlines()[-1]) | {"process_s": time.perf_counter() - t0}
+            records.append(rec)
+            print({k: round(v, 3) if isinstance(v, float) else v for k, v in rec.items()}, flush=True)
+            if args.out:
+                Path(args.out).write_text(json.dumps({"records": records}, indent=1))
+    base = records[0]
+    print(f"\nseconds per stage and peak memory against the number of spots (ratios to {base['n_spots']} spots)")
+    print(
+        f"{'spots':>9}{'x':>6}" + "".join(f"{s.removesuffix('_s'):>22}" for s in STAGES) + f"{'peak MiB':>16}{'ARI':>7}"
+    )
+    for r in records:
+        ratio = r["n_spots"] / base["n_spots"]
+        cells = "".join(f"{r[s]:>13.2f} ({r[s] / max(base[s], 1e-9):>5.1f}x)" for s in STAGES)
+        mem = f"{r['peak_rss_mib']:>8.0f} ({r['peak_rss_mib'] / base['peak_rss_mib']:>4.1f}x)"
+        print(f"{r['n_spots']:>9}{ratio:>6.0f}{cells}{mem}{r['ari']:>7.3f}")
+
+
+if __name__ == "__main__":
+    main()

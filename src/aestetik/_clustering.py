@@ -145,9 +145,8 @@ def assign_clusters(x: np.ndarray, model: dict) -> tuple[np.ndarray, np.ndarray 
     centres = np.asarray(model["centres"], dtype=np.float64)
     if centres.shape[1] != x.shape[1]:
         raise ValueError(f"the clusters were fitted on {centres.shape[1]} dimensions, the data has {x.shape[1]}")
-    d = ((x[:, None, :] - centres[None]) ** 2).sum(-1) if len(x) * len(centres) < 1e8 else None
-    if d is None:  # large inputs: one centre at a time
-        d = np.stack([((x - c) ** 2).sum(1) for c in centres], axis=1)
+    # squared distances up to the per-point constant |x|^2: memory (N, K), not (N, K, d)
+    d = (centres**2).sum(axis=1)[None, :] - 2.0 * (x @ centres.T)
     return label_of[d.argmin(axis=1)], None
 
 

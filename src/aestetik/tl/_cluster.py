@@ -34,7 +34,7 @@ def cluster(
     resolution: float | None = None,
     max_spots: int | None = 100_000,
     key_added: str = "aestetik_clusters",
-    reference: AnnData | SpatialData | None = None,
+    reference: AnnData | None = None,
     random_state: int = 0,
     table_key: str | None = None,
     copy: bool = False,
@@ -90,7 +90,7 @@ def cluster(
         ``obs`` column of the domains; the probability goes to ``obs[f"{key_added}_proba"]``
         (``bgm``) and the parameters to ``uns[key_added]``, with the fitted clusters (``model``).
     reference
-        An AnnData (or SpatialData table) clustered by this function with the same
+        An AnnData (for SpatialData: its table) clustered by this function with the same
         ``key_added``: assign the spots to its domains instead of clustering anew
         (``n_clusters``, ``method`` and ``mixture_init`` then come from the reference).
     random_state
@@ -122,6 +122,8 @@ def cluster(
     if n_clusters > adata.n_obs:
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of spots ({adata.n_obs})")
     n_neighbors = check_int("n_neighbors", n_neighbors, minimum=1)
+    if max_spots is not None:
+        check_int("max_spots", max_spots, minimum=n_clusters)
     samples = sample_codes(adata, library_key)
     coords, coord_source = spatial_coordinates(data, adata, spatial_key) if refine else (None, None)
 

@@ -20,6 +20,25 @@ def annotation(adata) -> tuple:
     return lab, truth, int(adata.obs["ground_truth"].nunique())
 
 
+def data_files(data_dir: str | Path, only: list[str] | None = None) -> list[Path]:
+    """The annotated ``.h5ad`` files of ``data_dir`` (those named in ``only``, when given), sorted."""
+    files = sorted(Path(data_dir).glob("*.h5ad"))
+    return [f for f in files if f.stem in only] if only else files
+
+
+def read_annotated(path: str | Path) -> tuple:
+    """``(adata, lab, truth, k)`` of an annotated file (see :func:`annotation`), with lattice
+    coordinates (``aestetik.pp.lattice`` for imaging data, which has none)."""
+    import anndata as ad
+
+    import aestetik as ae
+
+    adata = ad.read_h5ad(path)
+    if "array_row" not in adata.obs:
+        ae.pp.lattice(adata)
+    return (adata, *annotation(adata))
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (MiB)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

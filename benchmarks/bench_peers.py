@@ -49,7 +49,7 @@ import aestetik as ae
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import SHARED_DATA, annotation  # noqa: E402
+from _common import SHARED_DATA, annotation, data_files  # noqa: E402
 
 METHODS = ["graphst", "stagate", "spagcn", "banksy"]
 warnings.filterwarnings("ignore")
@@ -205,9 +205,7 @@ def main() -> None:
         threadpool_limits(limits=args.threads)
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
-    files = sorted(Path(args.data_dir).glob("*.h5ad"))
-    if args.only:
-        files = [f for f in files if f.stem in args.only]
+    files = data_files(args.data_dir, args.only)
     records = []
     for f in files:
         runs = []

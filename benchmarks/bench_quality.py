@@ -44,7 +44,7 @@ import aestetik as ae
 from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, annotation
+from _common import SHARED_DATA, annotation, data_files
 
 warnings.filterwarnings("ignore")
 sc.settings.verbosity = "error"  # aestetik logs through scanpy
@@ -196,9 +196,7 @@ def main() -> None:
     if args.load:
         table([r for f in args.load for r in json.loads(Path(f).read_text())])
         return
-    files = sorted(Path(args.data_dir).glob("*.h5ad"))
-    if args.only:
-        files = [f for f in files if f.stem in args.only]
+    files = data_files(args.data_dir, args.only)
     records = [r for f in files for r in run_file(f, args.seeds, json.loads(args.trainer), tuple(args.columns))]
     if args.save:
         Path(args.save).write_text(json.dumps(records, indent=1))

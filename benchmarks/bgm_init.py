@@ -16,14 +16,13 @@ import sys
 import warnings
 from pathlib import Path
 
-import anndata as ad
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
 import aestetik as ae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, annotation
+from _common import SHARED_DATA, data_files, read_annotated
 
 warnings.filterwarnings("ignore")
 
@@ -34,15 +33,10 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--data-dir", default=str(SHARED_DATA))
     args = p.parse_args()
-    files = sorted(Path(args.data_dir).glob("*.h5ad"))
-    if args.only:
-        files = [f for f in files if f.stem in args.only]
+    files = data_files(args.data_dir, args.only)
     print(f"ARI of bgm (tied, 10 restarts) on the expression PCA, seeds {args.seeds}, no refinement")
     for f in files:
-        adata = ad.read_h5ad(f)
-        lab, truth, k = annotation(adata)
-        if "array_row" not in adata.obs:
-            ae.pp.lattice(adata)
+        adata, lab, truth, k = read_annotated(f)
         ae.pp.transcriptomics(adata)
         x = adata.obsm["X_pca_transcriptomics"]
         for init in ("random", "kmeans"):

@@ -23,7 +23,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
@@ -33,7 +32,7 @@ from aestetik._clustering import fit_clusters
 from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, annotation
+from _common import SHARED_DATA, data_files, read_annotated
 
 warnings.filterwarnings("ignore")
 sc.settings.verbosity = "error"  # aestetik logs through scanpy
@@ -56,16 +55,11 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--data-dir", default=str(SHARED_DATA))
     args = p.parse_args()
-    files = sorted(Path(args.data_dir).glob("*.h5ad"))
-    if args.only:
-        files = [f for f in files if f.stem in args.only]
+    files = data_files(args.data_dir, args.only)
     print(f"ARI of the expression pseudo-labels, median (min-max) over seeds {args.seeds}")
     print(f"{'data set':<24}{'genes':>8}{'neighbours':>11}{'starts':>8}  ARI")
     for path in files:
-        adata = ad.read_h5ad(path)
-        lab, truth, k = annotation(adata)
-        if "array_row" not in adata.obs:
-            ae.pp.lattice(adata)
+        adata, lab, truth, k = read_annotated(path)
         ae.pp.transcriptomics(adata, key_added="X_3000")
         ae.pp.transcriptomics(adata, min_variance_norm=1.0, key_added="X_var>=1")
         xy = np.asarray(adata.obsm["spatial"])[:, :2]

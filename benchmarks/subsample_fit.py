@@ -24,7 +24,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
@@ -34,7 +33,7 @@ from aestetik._clustering import fit_clusters
 from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, annotation
+from _common import SHARED_DATA, data_files, read_annotated
 
 warnings.filterwarnings("ignore")
 sc.settings.verbosity = "error"  # aestetik logs through scanpy
@@ -51,16 +50,11 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--data-dir", default=str(SHARED_DATA))
     args = p.parse_args()
-    files = sorted(Path(args.data_dir).glob("*.h5ad"))
-    if args.only:
-        files = [f for f in files if f.stem in args.only]
+    files = data_files(args.data_dir, args.only)
     print(f"ARI, median (min-max) over seeds {args.seeds}; max_spots 'all' = fit on every spot")
     print(f"{'data set':<24}{'spots':>6}{'max_spots':>10}{'pseudo':>22}{'domains':>22}{'agree pseudo':>22}")
     for path in files:
-        adata = ad.read_h5ad(path)
-        lab, truth, k = annotation(adata)
-        if "array_row" not in adata.obs:
-            ae.pp.lattice(adata)
+        adata, lab, truth, k = read_annotated(path)
         ae.pp.transcriptomics(adata)
         xy = np.asarray(adata.obsm["spatial"])[:, :2]
         adata.obsm["X_smoothed"] = neighbour_mean(adata.obsm["X_pca_transcriptomics"], knn_indices(xy, 6))

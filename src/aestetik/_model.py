@@ -221,6 +221,12 @@ def pseudo_labels(
     return labels, k, (expression_weight, morphology_weight)
 
 
+def check_trainer_kwargs(trainer_kwargs: object) -> None:
+    """``trainer_kwargs`` must be a mapping (or ``None``)."""
+    if trainer_kwargs is not None and not isinstance(trainer_kwargs, Mapping):
+        raise TypeError(f"trainer_kwargs must be a mapping, got {type(trainer_kwargs).__name__}")
+
+
 def trainer_arguments(
     user_kwargs: Mapping[str, Any] | None,
     callbacks: list,
@@ -232,8 +238,7 @@ def trainer_arguments(
     """Our Trainer defaults under the user's ``trainer_kwargs``; also whether the user set a logger."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    if user_kwargs is not None and not isinstance(user_kwargs, Mapping):
-        raise TypeError(f"trainer_kwargs must be a mapping, got {type(user_kwargs).__name__}")
+    check_trainer_kwargs(user_kwargs)
     user = dict(user_kwargs or {})
     user_callbacks = user.pop("callbacks", None) or []
     if not isinstance(user_callbacks, list | tuple):

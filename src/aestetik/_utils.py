@@ -128,12 +128,23 @@ def obsm_features(adata: AnnData, key: str, *, what: str = "features") -> np.nda
     return x
 
 
-def minmax_scale(x: np.ndarray) -> np.ndarray:
-    """Scale every column to ``[0, 1]`` (constant columns become 0)."""
-    lo = x.min(axis=0, keepdims=True)
-    span = x.max(axis=0, keepdims=True) - lo
-    span[span == 0] = 1.0
-    return ((x - lo) / span).astype(np.float32)
+def standardise_per_group(
+    x: np.ndarray, groups: np.ndarray, *, ddof: int = 0, max_value: float | None = None
+) -> np.ndarray:
+    """Centre every column and scale it to unit variance within each group (e.g. each slide).
+
+    A constant column keeps scale 1; a group of at most ``ddof`` rows is only centred;
+    ``max_value`` clips the result at ``+-max_value``. Float64 inside, float32 out.
+    """
+    out = np.empty(x.shape, dtype=np.float32)
+    for g in np.unique(groups):
+        rows = groups == g
+        xg = np.asarray(x[rows], dtype=np.float64)
+        std = xg.std(axis=0, ddof=ddof) if rows.sum() > ddof else np.ones(xg.shape[1])
+        std[std == 0] = 1.0
+        z = (xg - xg.mean(axis=0)) / std
+        out[rows] = z if max_value is None else np.clip(z, -max_value, max_value)
+    return out
 
 
 def check_int(name: str, value: object, *, minimum: int) -> int:

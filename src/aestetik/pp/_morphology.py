@@ -29,7 +29,7 @@ from aestetik._patches import (
     whole_batch,
 )
 from aestetik._spatialdata import check_data, copy_data, image_levels, is_spatialdata, shape_centres
-from aestetik._utils import check_int, library_ids, reference_state, state_id
+from aestetik._utils import check_int, library_ids, reference_state, standardise_per_group, state_id
 from aestetik.nn._image import HistologyFeatures, as_encoder, torchvision_encoder
 
 if TYPE_CHECKING:
@@ -403,7 +403,7 @@ def morphology(
     pca_input = features  # the encoder's features stay as they are for raw_key
     if per_library:
         libs = library_ids(table, library_key) if library_key is not None else np.zeros(table.n_obs, dtype=str)
-        pca_input = standardise_per_library(features, libs)
+        pca_input = standardise_per_group(features, libs)  # z-scored per slide
     if fitted is None:
         pcs, state, variance_ratio = _fit_pca(pca_input, n_comps, table.n_obs, random_state)
         state["per_library"] = bool(per_library)
@@ -496,18 +496,6 @@ def _fit_pca(features: np.ndarray, n_comps: int, n_obs: int, random_state: int):
     }
     state["id"] = state_id(state)
     return pcs, state, pca.explained_variance_ratio_.astype(np.float64)
-
-
-def standardise_per_library(features: np.ndarray, libraries: np.ndarray) -> np.ndarray:
-    """Z-score every feature within each library (constant features keep scale 1)."""
-    out = np.empty_like(features, dtype=np.float32)
-    for lib in np.unique(libraries):
-        rows = libraries == lib
-        x = features[rows].astype(np.float64)
-        std = x.std(axis=0)
-        std[std == 0] = 1.0
-        out[rows] = (x - x.mean(axis=0)) / std
-    return out
 
 
 def project_features(features: np.ndarray, state: dict) -> np.ndarray:

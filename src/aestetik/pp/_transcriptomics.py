@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from aestetik import _logging as logger
 from aestetik._docs import doc_copy, doc_table_key, inject_docs
 from aestetik._spatialdata import check_data, copy_data
-from aestetik._utils import check_int, reference_state, state_id
+from aestetik._utils import check_int, reference_state, sample_codes, standardise_per_group, state_id
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
@@ -138,7 +138,7 @@ def transcriptomics(
     (300, 15)
     """
     data, adata = adata, check_data(adata, table_key)
-    batches = _batch_codes(adata, library_key)
+    batches = sample_codes(adata, library_key)
     if reference is not None:
         return _project(
             data, adata, reference, layer=layer, batches=batches, key_added=key_added, table_key=table_key, copy=copy
@@ -275,26 +275,12 @@ def _sparse_pca(x: sparse.spmatrix, n_comps: int, target_sum: float, random_stat
     return pcs, pca.explained_variance_ratio_.astype(np.float64), state
 
 
-def _batch_codes(adata: AnnData, library_key: str | None) -> np.ndarray:
-    """Integer slide code of every spot (all zero without ``library_key``)."""
-    from aestetik._utils import sample_codes
-
-    return sample_codes(adata, library_key)
-
-
 def scale_per_batch(x: np.ndarray, batches: np.ndarray, max_value: float) -> np.ndarray:
     """Centre every gene and scale it to unit variance within each batch, then clip at ``max_value``.
 
     As scanpy's ``pp.scale`` (unbiased variance; a constant gene keeps scale 1), slide by slide.
     """
-    out = np.empty_like(x, dtype=np.float32)
-    for b in np.unique(batches):
-        rows = batches == b
-        xb = np.asarray(x[rows], dtype=np.float64)
-        std = xb.std(axis=0, ddof=1) if rows.sum() > 1 else np.ones(xb.shape[1])
-        std[std == 0] = 1.0
-        out[rows] = np.clip((xb - xb.mean(axis=0)) / std, -max_value, max_value)
-    return out
+    return standardise_per_group(x, batches, ddof=1, max_value=max_value)
 
 
 def _fitted_state(tmp: AnnData, *, target_sum: float, max_value: float, per_batch: bool) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from aestetik import _logging as logger
 from aestetik._docs import doc_copy, doc_table_key, inject_docs
-from aestetik._model import AESTETIK, N_MC_PASSES, trainer_arguments
+from aestetik._model import AESTETIK, N_MC_PASSES, check_trainer_kwargs
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int
 
@@ -208,7 +208,7 @@ def embed(
     n_mc_passes = check_int("n_mc_passes", n_mc_passes, minimum=1)
     if not (0.0 <= validation_fraction < 1.0):
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    trainer_arguments(trainer_kwargs, [], max_epochs=max_epochs, validation=False, show_progress_bar=False)  # checks
+    check_trainer_kwargs(trainer_kwargs)
     options = {
         "n_clusters": n_clusters,
         "morphology_weight": morphology_weight,

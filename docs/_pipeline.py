@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 import aestetik as ae
-from aestetik._utils import minmax_scale
+from aestetik._model import training_features
 from aestetik.nn import NeighbourhoodGrid, neighbour_index
 
 
@@ -24,9 +24,7 @@ def pipeline_figure(random_state: int = 0):
     spot = int(np.argmin(np.abs(xy - xy.mean(0)).sum(1)))
     w = 7
     index = neighbour_index(adata.obs["array_row"].to_numpy(), adata.obs["array_col"].to_numpy(), w)
-    feats = np.concatenate(
-        [minmax_scale(adata.obsm["X_pca_transcriptomics"]), minmax_scale(adata.obsm["X_pca_morphology"])], axis=1
-    )
+    feats, _ = training_features(adata.obsm["X_pca_transcriptomics"], adata.obsm["X_pca_morphology"])
     grid = NeighbourhoodGrid(torch.as_tensor(feats, dtype=torch.float32), torch.as_tensor(index, dtype=torch.int32))
     window = grid(torch.tensor([spot]))[0].numpy()
 

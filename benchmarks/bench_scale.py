@@ -5,10 +5,12 @@ synthetic slide (``datasets.synthetic``, no image), ``pp.transcriptomics``, ``tl
 (``--epochs`` epochs; the per-epoch time is what grows with the data), ``tl.cluster`` and the
 ARI against the known domains. Prints, per size, seconds per stage, peak resident memory, and
 the ratio of each to the smallest size: a stage that grows linearly shows a time ratio close
-to the size ratio.
+to the size ratio. ``--epochs 0`` trains the default number of epochs for the size (20 above
+41,000 spots), i.e. the whole default pipeline end to end.
 
     python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--epochs 3]
         [--out benchmarks/results/scale_cpu.json]
+    python benchmarks/bench_scale.py --sizes 1000000 --epochs 0 --out benchmarks/results/scale_1m_cpu.json
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sklearn.metrics import adjusted_rand_score
 import aestetik as ae
 warnings.filterwarnings("ignore")
 sc.settings.verbosity = "error"
-n, epochs = {n}, {epochs}
+n, epochs = {n}, {epochs} or None
 out = {{"n_spots": n, "epochs": epochs}}
 t = time.perf_counter(); adata = ae.datasets.synthetic(n_spots=n, with_image=False, random_state=0)
 out["synthetic_s"] = time.perf_counter() - t
@@ -42,7 +44,8 @@ t = time.perf_counter()
 ae.tl.embed(adata, n_clusters=5, max_epochs=epochs, show_progress_bar=False)
 out["embed_s"] = time.perf_counter() - t
 out |= {{f"embed_{{k}}_s": v for k, v in adata.uns["aestetik"]["timings"].items() if k != "total"}}
-out["epoch_s"] = out["embed_training_s"] / epochs
+out["epochs"] = int(adata.uns["aestetik"]["params"]["max_epochs"])
+out["epoch_s"] = out["embed_training_s"] / out["epochs"]
 t = time.perf_counter(); ae.tl.cluster(adata, 5)
 out["cluster_s"] = time.perf_counter() - t
 out["ari"] = adjusted_rand_score(adata.obs["ground_truth"], adata.obs["aestetik_clusters"])
@@ -56,7 +59,7 @@ STAGES = ["synthetic_s", "transcriptomics_s", "embed_pseudo_labels_s", "epoch_s"
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3, help="training epochs (0: the default for the size)")
     p.add_argument("--out", default=None)
     p.add_argument("--load", default=None, help="only print the table of this JSON file")
     args = p.parse_args()
@@ -76,13 +79,16 @@ def main() -> None:
     base = records[0]
     print(f"\nseconds per stage and peak memory against the number of spots (ratios to {base['n_spots']} spots)")
     print(
-        f"{'spots':>9}{'x':>6}" + "".join(f"{s.removesuffix('_s'):>22}" for s in STAGES) + f"{'peak MiB':>16}{'ARI':>7}"
+        f"{'spots':>9}{'x':>6}"
+        + "".join(f"{s.removesuffix('_s'):>22}" for s in STAGES)
+        + f"{'peak MiB':>16}{'ARI':>7}{'epochs':>7}{'total s':>9}"
     )
     for r in records:
         ratio = r["n_spots"] / base["n_spots"]
         cells = "".join(f"{r[s]:>13.2f} ({r[s] / max(base[s], 1e-9):>5.1f}x)" for s in STAGES)
         mem = f"{r['peak_rss_mib']:>8.0f} ({r['peak_rss_mib'] / base['peak_rss_mib']:>4.1f}x)"
-        print(f"{r['n_spots']:>9}{ratio:>6.0f}{cells}{mem}{r['ari']:>7.3f}")
+        total = r["synthetic_s"] + r["transcriptomics_s"] + r["embed_s"] + r["cluster_s"]
+        print(f"{r['n_spots']:>9}{ratio:>6.0f}{cells}{mem}{r['ari']:>7.3f}{r['epochs']:>7}{total:>9.0f}")
 
 
 if __name__ == "__main__":

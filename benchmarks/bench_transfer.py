@@ -22,7 +22,8 @@ restricted to the genes the two files share (2340 of their 5000 on 151673/151674
 
 All runs use the package defaults with ``morphology_weight=0`` (expression only) and the
 same clustering (``tl.cluster``, refined), except ``own_morphology``, ``transfer_morphology`` and ``joint_morphology``
-(``--variants``): ``pp.morphology`` defaults and the default morphology weight, the new
+(``--variants``): ``pp.morphology`` defaults and morphology weight 1.5 (the default with an image
+that shows texture; the defaults leave these low-resolution DLPFC images out), the new
 slide's morphology features made with ``pp.morphology(new, reference=model)``. ``embed s`` is the time to embed the new slide with the trained
 model, ``train s`` the time of ``tl.embed`` on the training slide.
 
@@ -78,7 +79,7 @@ def transfer(
     ae.pp.transcriptomics(train, random_state=seed, library_key="slide" if selfscaled else None)
     if morphology:
         ae.pp.morphology(train, show_progress_bar=False)
-        opts = opts | {"morphology_weight": None}
+        opts = opts | {"morphology_weight": 1.5}
     model = ae.tl.embed(train, **opts, return_model=True)
     out[f"train_s{suffix}"] = time.perf_counter() - t0
     ae.tl.cluster(train, k, random_state=seed)
@@ -100,7 +101,7 @@ def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict)
     """One model on both slides; per-slide ARI of one clustering, and iLISI of the slides.
 
     ``correction="morphology"``: pooled expression features and ``pp.morphology`` of both
-    slides' images (``library_key="sample_id"``), at the default morphology weight;
+    slides' images (``library_key="sample_id"``), at morphology weight 1.5;
     ``"morphology_scaled"``: the same with the morphology features z-scored per slide
     (``scale_per_library=True``).
     """
@@ -112,7 +113,7 @@ def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict)
     if correction.startswith("morphology"):
         per_slide = correction == "morphology_scaled"
         ae.pp.morphology(both, library_key="sample_id", scale_per_library=per_slide, show_progress_bar=False)
-        opts = opts | {"morphology_weight": None}
+        opts = opts | {"morphology_weight": 1.5}
     key = "X_pca_transcriptomics"
     if correction == "harmony":
         # harmonypy directly: scanpy 1.11's harmony_integrate transposes harmonypy 2's (N, d) output
@@ -155,7 +156,7 @@ def run(train_path: Path, new_path: Path, seed: int, variants: list[str]) -> dic
         own = new.copy()
         ae.pp.transcriptomics(own, random_state=seed)
         ae.pp.morphology(own, show_progress_bar=False)
-        ae.tl.embed(own, **(opts | {"morphology_weight": None}))
+        ae.tl.embed(own, **(opts | {"morphology_weight": 1.5}))
         ae.tl.cluster(own, k, random_state=seed)
         out["own_morphology"] = ari(own)
     if "transfer_morphology" in variants:
@@ -172,7 +173,7 @@ MORPHOLOGY = [
     "transfer_morphology",
     "joint_morphology",
     "joint_morphology_scaled",
-]  # default morphology weight, pp.morphology defaults
+]  # morphology weight 1.5, pp.morphology defaults
 
 
 def main() -> None:

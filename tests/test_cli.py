@@ -24,7 +24,8 @@ def test_help_shows_every_option_with_its_default(capsys):
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     assert "Run the whole AESTETIK pipeline" in text  # the subcommand's description
-    for default in ["(default: 100)", "(default: 1000)", "(default: 0)", "(default: aestetik_demo)"]:
+    defaults = ["(default: 100 up to 8,192 spots", "(default: 1000)", "(default: 0)", "(default: aestetik_demo)"]
+    for default in defaults:
         assert default in text, default
     assert "(default: None)" not in text and "(default: False)" not in text
     for option in ["--input", "--n-clusters", "--layer", "--truth-key", "--n-spots", "--max-epochs", "--seed"]:

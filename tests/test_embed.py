@@ -180,3 +180,21 @@ def test_graph_clustering_leaves_the_igraph_generator_alone():
     first = ig.Graph.Erdos_Renyi(n=30, p=0.2).get_edgelist()
     random.seed(5)
     assert ig.Graph.Erdos_Renyi(n=30, p=0.2).get_edgelist() == first  # igraph draws from `random` again
+
+
+def test_default_epochs_follow_the_slide_size(monkeypatch):
+    """100 epochs while the slide fits in one batch, then about as many spots seen in all, at least 20."""
+    import aestetik._model as model_module
+    from aestetik._model import BATCH_SIZE, default_max_epochs
+
+    assert BATCH_SIZE == 8192
+    assert [default_max_epochs(n) for n in (300, 3639, 8192, 16384, 40960, 100_000, 1_000_000)] == [
+        100, 100, 100, 50, 20, 20, 20,
+    ]  # fmt: skip
+    adata = ae.datasets.synthetic(n_spots=150, random_state=0)
+    ae.pp.transcriptomics(adata)
+    monkeypatch.setattr(model_module, "MAX_EPOCHS", 3)  # what tl.embed does with max_epochs=None, quickly
+    fast = {k: v for k, v in FAST.items() if k != "max_epochs"}
+    ae.tl.embed(adata, **fast)
+    assert adata.uns["aestetik"]["params"]["max_epochs"] == 3
+    assert len(adata.uns["aestetik"]["history"]["loss"]) == 3

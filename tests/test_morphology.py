@@ -252,3 +252,38 @@ def test_level_wraps_channels_first():
     lv = level_from_array(np.zeros((3, 40, 50)))
     assert (lv.channel_axis, lv.height, lv.width) == (0, 40, 50)
     assert isinstance(lv, Level)
+
+
+def test_coarse_image_is_left_out_by_default(slide, tmp_path):
+    """Patches narrower than MIN_TEXTURE_SIDE_PX pixels show colour, not texture: pp.morphology
+    warns, and tl.embed trains on expression only unless morphology_weight is given."""
+    import sys
+
+    import scanpy as sc
+
+    from aestetik._patches import MIN_TEXTURE_SIDE_PX
+
+    from .conftest import FAST
+
+    fine, coarse = slide.copy(), slide.copy()
+    log = tmp_path / "scanpy.log"
+    sc.settings.logfile = log
+    try:
+        for adata, image in ((fine, "hires"), (coarse, "lowres")):
+            ae.pp.transcriptomics(adata)
+            ae.pp.morphology(adata, image=image, **QUIET)
+            side = min(adata.uns["pca_morphology"]["params"]["patch_side_px"])
+            assert (side >= MIN_TEXTURE_SIDE_PX) == (image == "hires"), (image, side)
+            assert ("not tissue texture" in log.read_text()) == (image == "lowres")
+    finally:
+        sc.settings.logfile = sys.stderr
+    ae.tl.embed(fine, **FAST)
+    assert fine.uns["aestetik"]["weights"] == {"expression": 1.5, "morphology": 1.5}
+    ae.tl.embed(coarse, **FAST)
+    assert coarse.uns["aestetik"]["weights"] == {"expression": 3.0, "morphology": 0.0}
+    assert coarse.uns["aestetik"]["params"]["morphology_weight"] == 0.0
+    ae.tl.embed(coarse, morphology_weight=1.5, **FAST)  # asked for: used
+    assert coarse.uns["aestetik"]["weights"] == {"expression": 1.5, "morphology": 1.5}
+    del coarse.uns["pca_morphology"]  # features made elsewhere, no record of their patches: the default weight
+    ae.tl.embed(coarse, **FAST)
+    assert coarse.uns["aestetik"]["weights"]["morphology"] == 1.5

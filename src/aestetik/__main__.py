@@ -84,7 +84,10 @@ def _demo(args: argparse.Namespace) -> int:
             "aestetik.pp.morphology(adata, library_key=...) yourself for several slides",
             len(libraries),
         )
-    logger.info("[2/4] AESTETIK embedding (aestetik.tl.embed), %d epochs", args.max_epochs)
+    logger.info(
+        "[2/4] AESTETIK embedding (aestetik.tl.embed), %s epochs",
+        "the default number of" if args.max_epochs is None else args.max_epochs,
+    )
     ae.tl.embed(adata, n_clusters=n_clusters, max_epochs=args.max_epochs, random_state=args.seed)
     logger.info("[3/4] spatial domains (aestetik.tl.cluster)")
     ae.tl.cluster(adata, n_clusters, random_state=args.seed)
@@ -146,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--layer", default=None, help="layer with the raw counts (default: X)")
     d.add_argument("--truth-key", default="ground_truth", help="obs column with known domains, for the ARI")
     d.add_argument("--n-spots", type=int, default=1000, help="number of spots of the synthetic slide")
-    d.add_argument("--max-epochs", type=int, default=100, help="training epochs of tl.embed")
+    d.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="training epochs of tl.embed (default: 100 up to 8,192 spots, then fewer, at least 20)",
+    )
     d.add_argument("--seed", type=int, default=0, help="random_state of tl.embed and tl.cluster")
     d.add_argument(
         "--no-morphology",

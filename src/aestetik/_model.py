@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from aestetik import _logging as logger
 from aestetik._clustering import check_method, check_mixture_init, fit_clusters, refine_labels
 from aestetik._neighbors import knn_indices, neighbour_mean
+from aestetik._patches import MIN_TEXTURE_SIDE_PX
 from aestetik._spatialdata import check_data
 from aestetik._utils import (
     check_int,
@@ -49,6 +50,14 @@ if TYPE_CHECKING:
 
 #: Default number of Monte-Carlo dropout passes of the embedding.
 N_MC_PASSES = 100
+#: Default weight of the morphology terms (of ``total_weight`` 3) when the image shows texture.
+MORPHOLOGY_WEIGHT = 1.5
+#: Spots per training batch by default (a Visium slide fits in one).
+BATCH_SIZE = 8192
+#: Default training of a slide that fits in one batch; larger slides get fewer epochs (see
+#: :func:`default_max_epochs`), never fewer than ``MIN_EPOCHS``.
+MAX_EPOCHS = 100
+MIN_EPOCHS = 20
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 
 
@@ -221,6 +230,35 @@ def pseudo_labels(
     return labels, k, (expression_weight, morphology_weight)
 
 
+def default_max_epochs(n_spots: int) -> int:
+    """Epochs that show the network about as many spots as ``MAX_EPOCHS`` epochs of one full batch.
+
+    100 epochs up to ``BATCH_SIZE`` spots (one batch per epoch), then ``100 * 8192 / n_spots``
+    epochs, at least ``MIN_EPOCHS``: at 100,000 spots 20 epochs of 13 batches, at a million
+    20 epochs of 123 batches, instead of 12,300 steps for 100 epochs.
+    """
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(MAX_EPOCHS * BATCH_SIZE / max(n_spots, 1)))))
+
+
+def default_morphology_weight(table: AnnData, morphology_key: str) -> float:
+    """``MORPHOLOGY_WEIGHT``, or 0 where ``pp.morphology`` recorded patches too coarse to show texture.
+
+    Features made elsewhere (no record of their patches) get the default weight.
+    """
+    params = table.uns.get(morphology_key.removeprefix("X_"), {})
+    sides = params.get("params", {}).get("patch_side_px") if isinstance(params, Mapping) else None
+    if sides is None or len(np.atleast_1d(sides)) == 0:
+        return MORPHOLOGY_WEIGHT
+    side = int(np.min(sides))
+    if side >= MIN_TEXTURE_SIDE_PX:
+        return MORPHOLOGY_WEIGHT
+    logger.info(
+        f"tl.embed: expression only (morphology_weight=0): the morphology patches span {side} pixels "
+        f"(fewer than {MIN_TEXTURE_SIDE_PX}); pass morphology_weight to use them anyway"
+    )
+    return 0.0
+
+
 def check_trainer_kwargs(trainer_kwargs: object) -> None:
     """``trainer_kwargs`` must be a mapping (or ``None``)."""
     if trainer_kwargs is not None and not isinstance(trainer_kwargs, Mapping):
@@ -319,7 +357,8 @@ class AESTETIK:
         data, table = adata, check_data(adata, table_key)
         has_morphology = options.get("morphology_key", Settings.morphology_key) in table.obsm
         if options.get("morphology_weight") is None:
-            options["morphology_weight"] = 1.5 if has_morphology else 0.0
+            key = options.get("morphology_key", Settings.morphology_key)
+            options["morphology_weight"] = default_morphology_weight(table, key) if has_morphology else 0.0
         s = Settings(**options)
         self.settings = s
         if s.morphology_weight > 0 and not has_morphology:
@@ -429,7 +468,7 @@ class AESTETIK:
 
     def train(
         self,
-        max_epochs: int = 100,
+        max_epochs: int | None = None,
         *,
         batch_size: int | None = None,
         validation_fraction: float = 0.0,
@@ -444,12 +483,15 @@ class AESTETIK:
         """
         if self.is_trained:
             raise RuntimeError("the model is already trained; build a new AESTETIK(adata, ...) to train again")
-        max_epochs = check_int("max_epochs", max_epochs, minimum=1)
+        if max_epochs is not None:
+            max_epochs = check_int("max_epochs", max_epochs, minimum=1)
         if not (0.0 <= validation_fraction < 1.0):
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         s = self.settings
         n = len(self._inputs.features)
-        bs = batch_size or min(8192, n)
+        if max_epochs is None:
+            max_epochs = default_max_epochs(n)
+        bs = batch_size or min(BATCH_SIZE, n)
         datamodule = AestetikDataModule(
             self._inputs.features,
             self._inputs.index,

@@ -11,6 +11,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+#: Fewer image pixels than this across a spot's patch and the patch shows the stain's colour,
+#: not tissue texture (nuclei, fibres): on a Visium low-resolution image a 55 um spot covers
+#: about 4 pixels, on the high-resolution image about 14, on the full-resolution one ~100.
+MIN_TEXTURE_SIDE_PX = 8
+
 
 @dataclass
 class Level:

@@ -26,7 +26,7 @@ def embed(
     n_clusters: int = 7,
     morphology_weight: float | None = None,
     window_size: int = 7,
-    max_epochs: int = 100,
+    max_epochs: int | None = None,
     expression_key: str = "X_pca_transcriptomics",
     morphology_key: str = "X_pca_morphology",
     library_key: str | None = None,
@@ -85,15 +85,20 @@ def embed(
     morphology_weight
         Weight of the morphology terms in the loss, in ``[0, total_weight]``; expression
         gets ``total_weight - morphology_weight``. ``None``: 1.5 when ``obsm[morphology_key]``
-        exists, else 0 (expression only; then the morphology features are not used at all).
-        A modality whose pseudo-labels collapse to one cluster gets weight 0. With only a
-        low-resolution image (a few pixels per spot), 0 did as well or better on the DLPFC
-        slides we measured ("The parameters that matter" in the documentation).
+        exists, else 0 (expression only; then the morphology features are not used at all);
+        also 0 when :func:`aestetik.pp.morphology` recorded patches narrower than 8 image
+        pixels (e.g. Visium spots on the low-resolution image), which show colour, not
+        texture, and did not improve the domains on the DLPFC slides we measured ("The
+        parameters that matter" in the documentation). A modality whose pseudo-labels
+        collapse to one cluster gets weight 0.
     window_size
         Odd side of the neighbourhood window, at least 3 (on Visium, where ``array_col``
         steps by 2, 7 reaches 3 rows and 1.5 spot spacings sideways).
     max_epochs
-        Training epochs.
+        Training epochs. ``None``: 100 for a slide of up to 8,192 spots (one batch per
+        epoch), then as many as show the network about as many spots in all
+        (``100 * 8192 / n_spots``), at least 20: 20 epochs at 100,000 spots or at a
+        million ("Large slides, several GPUs" in the documentation has the measurement).
     expression_key, morphology_key
         ``obsm`` keys of the modality features.
     library_key
@@ -204,7 +209,8 @@ def embed(
     if model is not None:
         return _embed_with(model, adata, n_mc_passes, key_added, show_progress_bar, table_key, copy, t_start)
     data, table = adata, check_data(adata, table_key)
-    max_epochs = check_int("max_epochs", max_epochs, minimum=1)
+    if max_epochs is not None:
+        max_epochs = check_int("max_epochs", max_epochs, minimum=1)
     n_mc_passes = check_int("n_mc_passes", n_mc_passes, minimum=1)
     if not (0.0 <= validation_fraction < 1.0):
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")

@@ -152,3 +152,18 @@ def test_xenium_cells_through_the_lattice():
     ae.tl.embed(sdata, table_key="table", n_clusters=4, max_epochs=20, n_mc_passes=10, show_progress_bar=False)
     ae.tl.cluster(sdata, 4, table_key="table")
     assert adjusted_rand_score(table.obs["domain"], table.obs["aestetik_clusters"]) > 0.6
+
+
+def test_synthetic_square_lattice():
+    """datasets.synthetic(lattice="square"): Visium-HD-like bins, one step apart, tiling the slide."""
+    adata = ae.datasets.synthetic(n_spots=400, lattice="square", random_state=0)
+    rows, cols = adata.obs["array_row"].to_numpy(), adata.obs["array_col"].to_numpy()
+    assert rows.max() == cols.max() == 19 and len(set(zip(rows, cols, strict=True))) == adata.n_obs
+    xy = adata.obsm["spatial"]
+    assert np.allclose(np.diff(np.unique(xy[:, 0])), 100.0) and np.allclose(np.diff(np.unique(xy[:, 1])), 100.0)
+    assert adata.uns["spatial"]["synthetic"]["scalefactors"]["spot_diameter_fullres"] == 100.0
+    index = neighbour_index(rows, cols, 3)
+    inner = (rows > 0) & (rows < rows.max()) & (cols > 0) & (cols < cols.max())
+    assert (index[inner] >= 0).all()  # the 8 bins around each inner bin
+    with pytest.raises(ValueError, match="lattice"):
+        ae.datasets.synthetic(n_spots=10, lattice="triangular")

@@ -58,6 +58,21 @@ def _counts(rng: np.random.Generator, profile: np.ndarray, domain: np.ndarray, s
     return blocks[0] if len(blocks) == 1 else sparse.vstack(blocks, format="csr")
 
 
+def _lattice(n_spots: int, spot_distance: float, square: bool) -> tuple[np.ndarray, ...]:
+    """Lattice indices and centres (full-resolution pixels) of ``n_spots`` spots, row by row."""
+    aspect = 1.0 if square else np.sqrt(3) / 2
+    n_cols = max(2, int(round(np.sqrt(n_spots * aspect))))
+    n_rows = int(np.ceil(n_spots / n_cols))
+    r, c = np.meshgrid(np.arange(n_rows), np.arange(n_cols), indexing="ij")
+    rows = r.ravel()[:n_spots]
+    margin = 2 * spot_distance
+    if square:  # Visium HD bins: array_col steps by 1, rows and columns one bin apart
+        cols = c.ravel()[:n_spots]
+        return rows, cols, margin + cols * spot_distance, margin + rows * spot_distance, margin
+    cols = (2 * c + (r % 2)).ravel()[:n_spots]  # Visium: array_row + array_col is even
+    return rows, cols, margin + cols * spot_distance / 2, margin + rows * spot_distance * np.sqrt(3) / 2, margin
+
+
 def _one_sample(
     rng: np.random.Generator,
     n_spots: int,
@@ -66,16 +81,9 @@ def _one_sample(
     spot_distance: float,
     scalef: float,
     with_image: bool = True,
+    square: bool = False,
 ) -> tuple[sparse.csr_matrix, pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray]:
-    n_cols = max(2, int(round(np.sqrt(n_spots * np.sqrt(3) / 2))))
-    n_rows = int(np.ceil(n_spots / n_cols))
-    r, c = np.meshgrid(np.arange(n_rows), np.arange(n_cols), indexing="ij")
-    rows = r.ravel()
-    cols = (2 * c + (r % 2)).ravel()  # Visium: array_row + array_col is even
-    rows, cols = rows[:n_spots], cols[:n_spots]
-    margin = 2 * spot_distance
-    x = margin + cols * spot_distance / 2
-    y = margin + rows * spot_distance * np.sqrt(3) / 2
+    rows, cols, x, y, margin = _lattice(n_spots, spot_distance, square)
     width, height = x.max() + margin, y.max() + margin
     n_domains = len(log_fc)
     domain = _domain(x - margin, y - margin, width - 2 * margin, height - 2 * margin + 1e-9, n_domains)
@@ -111,6 +119,7 @@ def synthetic(
     n_samples: int = 1,
     batch_effect: float = 0.0,
     with_image: bool = True,
+    lattice: str = "hexagonal",
     as_spatialdata: bool = False,
     random_state: int = 0,
 ) -> AnnData | Any:
@@ -143,6 +152,10 @@ def synthetic(
         this standard deviation, drawn per slide and gene (``0``: none).
     with_image
         Draw the H&E-like image (skip it for large slides used only for expression).
+    lattice
+        ``"hexagonal"``: Visium spots (55 um, 100 um apart; ``array_col`` steps by 2);
+        ``"square"``: Visium HD bins that tile the tissue (``array_row``/``array_col``
+        step by 1, a bin's side is the spacing).
     as_spatialdata
         Return a ``spatialdata.SpatialData`` object instead (one sample with its image):
         the image ``"synthetic_hires"`` (3 levels, ``c, y, x``), the spot circles
@@ -175,8 +188,12 @@ def synthetic(
         raise ValueError(f"n_domains must be in [1, n_spots], got {n_domains}")
     if n_markers > n_genes:
         raise ValueError(f"n_markers ({n_markers}) cannot exceed n_genes ({n_genes})")
+    if lattice not in ("hexagonal", "square"):
+        raise ValueError(f"lattice must be 'hexagonal' or 'square', got {lattice!r}")
+    square = lattice == "square"
     rng = np.random.default_rng(random_state)
-    spot_distance, scalef, spot_diameter = 100.0, 0.2, 55.0
+    spot_distance, scalef = 100.0, 0.2
+    spot_diameter = spot_distance if square else 55.0
     if batch_effect < 0:
         raise ValueError(f"batch_effect must be >= 0, got {batch_effect}")
     blocks, obs, coords, spatial = [], [], [], {}
@@ -184,7 +201,7 @@ def synthetic(
     for s in range(n_samples):
         lib = "synthetic" if n_samples == 1 else f"synthetic_{s}"
         shift = rng.lognormal(0.0, batch_effect, size=n_genes) if batch_effect > 0 else 1.0
-        x, o, xy, img, _ = _one_sample(rng, n_spots, base * shift, log_fc, spot_distance, scalef, with_image)
+        x, o, xy, img, _ = _one_sample(rng, n_spots, base * shift, log_fc, spot_distance, scalef, with_image, square)
         o["sample"] = lib
         o.index = [f"{lib}_spot{i}" for i in range(len(o))]
         blocks.append(x)

@@ -72,7 +72,6 @@ def main() -> None:
     print(f"ARI, median (min-max) over seeds {args.seeds}; max_spots 'all' = fit on every spot")
     print(f"{'data set':<24}{'spots':>6}{'max_spots':>10}{'pseudo':>22}{'domains':>22}{'agree pseudo':>22}")
     for name, (adata, lab, truth, k) in _data_sets(args):
-        path = Path(name)
         ae.pp.transcriptomics(adata)
         xy = np.asarray(adata.obsm["spatial"])[:, :2]
         adata.obsm["X_smoothed"] = neighbour_mean(adata.obsm["X_pca_transcriptomics"], knn_indices(xy, 6))
@@ -89,8 +88,7 @@ def main() -> None:
                 ae.tl.cluster(adata, k, use_rep="X_smoothed", random_state=seed, max_spots=size)
                 domains.append(adjusted_rand_score(truth, adata.obs["aestetik_clusters"].to_numpy()[lab]))
             print(
-                f"{path.stem:<24}{adata.n_obs:>6}{size or 'all':>10}{fmt(pseudo):>22}{fmt(domains):>22}"
-                f"{fmt(agree):>22}",
+                f"{name:<24}{adata.n_obs:>6}{size or 'all':>10}{fmt(pseudo):>22}{fmt(domains):>22}{fmt(agree):>22}",
                 flush=True,
             )
 

@@ -355,10 +355,10 @@ class AESTETIK:
         if options.get("coord_keys") is not None:
             options["coord_keys"] = tuple(options["coord_keys"])
         data, table = adata, check_data(adata, table_key)
-        has_morphology = options.get("morphology_key", Settings.morphology_key) in table.obsm
+        morphology_key = options.get("morphology_key", Settings.morphology_key)
+        has_morphology = morphology_key in table.obsm
         if options.get("morphology_weight") is None:
-            key = options.get("morphology_key", Settings.morphology_key)
-            options["morphology_weight"] = default_morphology_weight(table, key) if has_morphology else 0.0
+            options["morphology_weight"] = default_morphology_weight(table, morphology_key) if has_morphology else 0.0
         s = Settings(**options)
         self.settings = s
         if s.morphology_weight > 0 and not has_morphology:

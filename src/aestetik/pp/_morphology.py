@@ -403,9 +403,9 @@ def morphology(
     bar.close()
     assert features is not None
     t_encode = time.perf_counter() - t0
-    if min(sides) < MIN_TEXTURE_SIDE_PX:
+    if (narrowest := min(sides)) < MIN_TEXTURE_SIDE_PX:
         logger.warning(
-            f"pp.morphology: a spot's patch spans {min(sides)} pixels of the image (fewer than "
+            f"pp.morphology: a spot's patch spans {narrowest} pixels of the image (fewer than "
             f"{MIN_TEXTURE_SIDE_PX}): the features hold colour, not tissue texture, and tl.embed will not use them "
             "unless morphology_weight is given; a higher-resolution image gives more"
         )

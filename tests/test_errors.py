@@ -63,6 +63,14 @@ def duplicate_first(v):
     return v
 
 
+def coarser_bins_for_every_tenth(a):
+    """Every tenth spot given the row/column of a lattice twice as coarse (16 um bins among 8 um ones)."""
+    for col in ("array_row", "array_col"):
+        v = a.obs[col].to_numpy().copy()
+        v[::10] //= 2
+        a.obs[col] = v
+
+
 CASES = {
     "missing expression features": (
         lambda a: a.obsm.pop("X_pca_transcriptomics"),
@@ -79,6 +87,7 @@ CASES = {
         ValueError,
         "share lattice coordinates",
     ),
+    "mixed bin sizes": (coarser_bins_for_every_tenth, {}, ValueError, "do not follow the lattice"),
     "NaN features": (
         set_obsm("X_pca_transcriptomics", lambda x: np.where(np.arange(x.shape[0])[:, None] == 3, np.nan, x)),
         {},

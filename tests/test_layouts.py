@@ -167,3 +167,32 @@ def test_synthetic_square_lattice():
     assert (index[inner] >= 0).all()  # the 8 bins around each inner bin
     with pytest.raises(ValueError, match="lattice"):
         ae.datasets.synthetic(n_spots=10, lattice="triangular")
+
+
+def test_bad_layouts_at_scale_are_refused_before_any_work():
+    """Mixed bin sizes in one table, a SpatialData without a table, a table whose shapes are
+    not in the object: each a clear error from tl.embed, before pseudo-labels or training."""
+    import anndata as ad
+    import spatialdata as sd
+
+    fine, coarse = visium_hd(n_side=24, bin_um=8.0), visium_hd(n_side=12, bin_um=16.0, seed=1)
+    tables = []
+    for sdata in (fine, coarse):  # both tables as one, with the bins' centres (pixels) in obsm["spatial"]
+        table = sdata.tables["square_008um"].copy()
+        centres = sdata.shapes["hd_square_008um"].geometry.centroid
+        table.obsm["spatial"] = np.column_stack([centres.x, centres.y])
+        tables.append(table)
+    mixed = ad.concat(tables, index_unique="-")
+    ae.pp.transcriptomics(mixed)
+    with pytest.raises(ValueError, match="do not follow the lattice.*[Mm]ixed bin sizes"):
+        ae.tl.embed(mixed, n_clusters=4, max_epochs=1, show_progress_bar=False)
+    assert "X_aestetik" not in mixed.obsm
+
+    no_table = sd.SpatialData(shapes={"hd_square_008um": fine.shapes["hd_square_008um"]})
+    with pytest.raises(KeyError, match="has no table"):
+        ae.pp.transcriptomics(no_table, table_key="square_008um")
+
+    orphan = sd.SpatialData(tables={"square_008um": fine.tables["square_008um"]})  # its shapes left behind
+    ae.pp.transcriptomics(orphan, table_key="square_008um")
+    with pytest.raises(ValueError, match="cannot tell which shapes the table annotates"):
+        ae.tl.embed(orphan, table_key="square_008um", n_clusters=4, max_epochs=1, show_progress_bar=False)

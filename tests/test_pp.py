@@ -33,6 +33,37 @@ def test_transcriptomics_sparse_equals_dense():
     )
 
 
+def test_large_dense_counts_are_read_in_sparse_blocks(monkeypatch, tmp_path):
+    """Dense counts above DENSE_MAX_VALUES are checked and made sparse block by block, with a
+    warning that names the size; the features are those of the sparse counts, X is untouched."""
+    import sys
+
+    import scanpy as sc
+
+    from aestetik.pp import _transcriptomics as module
+
+    a = ae.datasets.synthetic(n_spots=300, random_state=0)
+    dense = a.copy()
+    dense.X = dense.X.toarray()
+    x_before = dense.X.copy()
+    monkeypatch.setattr(module, "DENSE_MAX_VALUES", 0)
+    monkeypatch.setattr(module, "DENSE_BLOCK_ROWS", 64)
+    monkeypatch.setattr(module, "DENSE_WARN_BYTES", 0)
+    log = tmp_path / "scanpy.log"
+    sc.settings.logfile = log
+    try:
+        ae.pp.transcriptomics(dense)
+    finally:
+        sc.settings.logfile = sys.stderr
+    assert f"adata.X is a dense 300 x {a.n_vars} matrix" in log.read_text()
+    np.testing.assert_array_equal(dense.X, x_before)
+    ae.pp.transcriptomics(a)
+    np.testing.assert_allclose(dense.obsm["X_pca_transcriptomics"], a.obsm["X_pca_transcriptomics"], atol=1e-5)
+    dense.X[200, 0] = -1.0  # in the fourth block: still found before any work
+    with pytest.raises(ValueError, match="raw counts"):
+        ae.pp.transcriptomics(dense)
+
+
 def test_transcriptomics_layer_and_copy():
     a = ae.datasets.synthetic(n_spots=200)
     a.layers["counts"] = a.X.copy()

@@ -28,7 +28,7 @@ from aestetik._patches import MIN_TEXTURE_SIDE_PX
 from aestetik._spatialdata import check_data
 from aestetik._utils import (
     check_int,
-    lattice_coordinates,
+    checked_lattice,
     obsm_features,
     sample_codes,
     spatial_coordinates,
@@ -370,8 +370,8 @@ class AESTETIK:
             raise ValueError(f"n_clusters={s.n_clusters} is larger than the number of spots ({table.n_obs})")
         x_expr = obsm_features(table, s.expression_key, what="expression_key")
         x_morph = obsm_features(table, s.morphology_key, what="morphology_key") if has_morphology else None
-        rows, cols, used_keys = lattice_coordinates(table, s.coord_keys)
         samples = sample_codes(table, s.library_key)
+        rows, cols, used_keys = checked_lattice(data, table, s.coord_keys, s.spatial_key, samples)
         coords, coord_source = (
             spatial_coordinates(data, table, s.spatial_key) if s.pseudo_label_neighbors else (None, None)
         )
@@ -656,8 +656,8 @@ class AESTETIK:
             raise ValueError(
                 f"this slide has {features.shape[1]} feature channels, the model {self.module.hparams.n_channels}"
             )
-        rows, cols, _ = lattice_coordinates(table, self.coord_keys)
         samples = sample_codes(table, s.library_key if s.library_key in table.obs else None)
+        rows, cols, _ = checked_lattice(adata, table, self.coord_keys, s.spatial_key, samples)
         return Inputs(features, neighbour_index(rows, cols, s.window_size, samples), samples)
 
     # ---- description and files -------------------------------------------------------------

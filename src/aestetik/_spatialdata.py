@@ -24,6 +24,12 @@ def check_data(data: Any, table_key: str | None) -> AnnData:
     elif is_spatialdata(data):
         if table_key is None:
             raise TypeError(f"pass table_key= for SpatialData input (as squidpy); tables: {list(data.tables)}")
+        if not len(data.tables):
+            raise KeyError(
+                f"table_key {table_key!r}: this SpatialData has no table. aestetik reads the counts from the table "
+                "that annotates the spots (spatialdata-io writes one per Visium HD bin size, e.g. 'square_008um', "
+                "and one 'table' of Xenium cells); add one with spatialdata.models.TableModel"
+            )
         if table_key not in data.tables:
             raise KeyError(f"table_key {table_key!r} not in the SpatialData tables {list(data.tables)}")
         table = data.tables[table_key]

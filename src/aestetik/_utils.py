@@ -54,12 +54,77 @@ def lattice_coordinates(
     return out[0], out[1], keys
 
 
-def spatial_coordinates(data: object, adata: AnnData, spatial_key: str | None) -> tuple[np.ndarray, str]:
+#: Spots farther than this many lattice steps from where their row and column put them are off the lattice.
+OFF_LATTICE_STEPS = 0.5
+#: Largest share of spots allowed off the lattice before the layout is rejected.
+OFF_LATTICE_MAX_FRACTION = 0.01
+
+
+def check_positions_follow_lattice(
+    rows: np.ndarray, cols: np.ndarray, xy: np.ndarray, samples: np.ndarray, keys: Sequence[str], source: str
+) -> None:
+    """Raise if the spots' positions do not follow their lattice coordinates.
+
+    Within a sample, an instrument's lattice maps to positions by one affine map (a Visium
+    slide: rows and columns to pixels; Visium HD: bins to microns). A table that mixes bin
+    sizes (8 um and 16 um bins), or several slides without ``library_key``, breaks it: the
+    windows would join spots that are not neighbours. Fits the map by least squares per sample
+    and rejects the layout when more than ``OFF_LATTICE_MAX_FRACTION`` of the spots lie more than
+    ``OFF_LATTICE_STEPS`` lattice steps from it. Linear in the number of spots.
+    """
+    for s in np.unique(samples):
+        idx = np.flatnonzero(samples == s)
+        r, c = rows[idx].astype(np.float64), cols[idx].astype(np.float64)
+        if len(idx) < 10 or np.ptp(r) == 0 or np.ptp(c) == 0:
+            continue  # a line or a handful of spots: no map to check against
+        design = np.column_stack([r - r.mean(), c - c.mean(), np.ones(len(idx))])
+        coef, *_ = np.linalg.lstsq(design, xy[idx], rcond=None)
+        step = min(np.linalg.norm(coef[0]), np.linalg.norm(coef[1]))
+        if step == 0:
+            continue
+        off = np.linalg.norm(xy[idx] - design @ coef, axis=1) > OFF_LATTICE_STEPS * step
+        if off.mean() > OFF_LATTICE_MAX_FRACTION:
+            where = "" if len(np.unique(samples)) == 1 else f" of sample code {int(s)}"
+            raise ValueError(
+                f"the positions in {source} do not follow the lattice obs[{keys[0]!r}]/obs[{keys[1]!r}]: "
+                f"{int(off.sum())} of {len(idx)} spots{where} ({off.mean():.0%}) lie more than half a lattice "
+                "step from where their row and column put them. Mixed bin sizes in one table (e.g. 8 um and "
+                "16 um bins) or several slides without `library_key`? Keep one bin size per table, pass "
+                "`library_key` for several slides, or map the positions with `aestetik.pp.lattice`."
+            )
+
+
+def lattice_uns_key(key_added: Sequence[str]) -> str:
+    """``uns`` key of :func:`aestetik.pp.lattice`'s parameters for the ``obs`` columns ``key_added``."""
+    row, col = key_added
+    return "aestetik_lattice" if (row, col) == ("array_row", "array_col") else f"aestetik_lattice_{row}_{col}"
+
+
+def checked_lattice(
+    data: object, adata: AnnData, coord_keys: Sequence[str] | None, spatial_key: str | None, samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+    """:func:`lattice_coordinates`, checked against the spots' positions where there are any.
+
+    A lattice made by :func:`aestetik.pp.lattice` is not checked: it follows the positions
+    by construction, up to the cells it displaced.
+    """
+    rows, cols, keys = lattice_coordinates(adata, coord_keys)
+    if lattice_uns_key(keys) not in adata.uns:
+        xy, source = spatial_coordinates(data, adata, spatial_key, fallback_to_lattice=False)
+        if xy is not None:
+            check_positions_follow_lattice(rows, cols, xy, samples, keys, source)
+    return rows, cols, keys
+
+
+def spatial_coordinates(
+    data: object, adata: AnnData, spatial_key: str | None, *, fallback_to_lattice: bool = True
+) -> tuple[np.ndarray | None, str | None]:
     """Spot positions ``(N, 2)`` for neighbourhoods in space, and where they came from.
 
     ``obsm[spatial_key]``; by default ``obsm["spatial"]`` (physical positions: on Visium's
     hexagonal lattice the array coordinates are not isotropic), else, for a SpatialData
-    object, the centres of the spots' shapes, else the lattice coordinates in ``obs``.
+    object, the centres of the spots' shapes, else the lattice coordinates in ``obs``
+    (``(None, None)`` instead with ``fallback_to_lattice=False``).
     """
     from aestetik._spatialdata import is_spatialdata, table_coordinates
 
@@ -71,6 +136,8 @@ def spatial_coordinates(data: object, adata: AnnData, spatial_key: str | None) -
         return table_coordinates(data, adata, "spatial"), "obsm['spatial']"
     if is_spatialdata(data):
         return table_coordinates(data, adata, None), "the spots' shapes"
+    if not fallback_to_lattice:
+        return None, None
     for keys in LATTICE_KEYS:
         if all(k in adata.obs for k in keys):
             return adata.obs[list(keys)].to_numpy(dtype=np.float64), f"obs{list(keys)}"

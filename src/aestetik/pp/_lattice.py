@@ -11,7 +11,7 @@ from anndata import AnnData
 from aestetik import _logging as logger
 from aestetik._docs import doc_copy, doc_table_key, inject_docs
 from aestetik._spatialdata import check_data, copy_data, table_coordinates
-from aestetik._utils import sample_codes
+from aestetik._utils import lattice_uns_key, sample_codes
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
@@ -182,9 +182,3 @@ def lattice(
     }
     logger.info("added obs[%r], obs[%r] (lattice, %d cells displaced)", *key_added, sum(moved.values()))
     return data if copy else None
-
-
-def lattice_uns_key(key_added: Sequence[str]) -> str:
-    """``uns`` key of :func:`lattice`'s parameters for the ``obs`` columns ``key_added``."""
-    row, col = key_added
-    return "aestetik_lattice" if (row, col) == ("array_row", "array_col") else f"aestetik_lattice_{row}_{col}"

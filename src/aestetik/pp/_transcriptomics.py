@@ -19,6 +19,47 @@ if TYPE_CHECKING:
     from spatialdata import SpatialData
 
 
+#: Spots read at a time when large dense counts are checked and made sparse.
+DENSE_BLOCK_ROWS = 16_384
+#: Dense counts from this size on get a warning: they hold every zero, which sparse counts do not.
+DENSE_WARN_BYTES = 2 * 1024**3
+
+
+def _check_counts(values: np.ndarray, name: str) -> None:
+    if values.size and not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} has NaN/inf values; raw counts expected")
+    if values.size and (values.min() < 0 or np.any(values != np.round(values))):
+        raise ValueError(
+            f"{name} does not hold raw counts (negative or non-integer values); pass the raw-count layer with `layer=`"
+        )
+
+
+def _dense_to_sparse(x: Any, name: str) -> sparse.csr_matrix:
+    """Large dense counts, checked and copied into a sparse matrix block by block.
+
+    Checking or copying the whole matrix at once would hold one or two more dense copies
+    of it (1M spots x 18k genes: 67 GiB each as float32); block by block, the extra memory
+    is one block plus the non-zeros.
+    """
+    n_obs, n_vars = x.shape
+    gib = n_obs * n_vars * 4 / 1024**3
+    message = (
+        f"{name} is a dense {n_obs:,} x {n_vars:,} matrix ({gib:.1f} GiB as float32): pp.transcriptomics reads it "
+        f"{DENSE_BLOCK_ROWS:,} spots at a time into a sparse copy. Raw counts are mostly zeros; stored sparse "
+        "(`adata.X = scipy.sparse.csr_matrix(adata.X)`) they take a fraction of that memory."
+    )
+    if x.nbytes >= DENSE_WARN_BYTES:
+        logger.warning(message)
+    else:
+        logger.info(message)
+    blocks = []
+    for start in range(0, n_obs, DENSE_BLOCK_ROWS):
+        block = np.asarray(x[start : start + DENSE_BLOCK_ROWS])
+        _check_counts(block, name)
+        blocks.append(sparse.csr_matrix(block, dtype=np.float32))
+    return sparse.vstack(blocks, format="csr")
+
+
 def _counts(adata: AnnData, layer: str | None):
     if layer is not None:
         if layer not in adata.layers:
@@ -28,16 +69,14 @@ def _counts(adata: AnnData, layer: str | None):
         x = adata.X
         if x is None:
             raise KeyError("adata.X is empty; pass the layer that holds raw counts with `layer=`")
-    values = x.data if sparse.issparse(x) else np.asarray(x)
-    if values.size and not np.all(np.isfinite(values)):
-        raise ValueError(
-            f"{f'adata.layers[{layer!r}]' if layer else 'adata.X'} has NaN/inf values; raw counts expected"
-        )
-    if values.size and (values.min() < 0 or np.any(values != np.round(values))):
-        raise ValueError(
-            f"{f'adata.layers[{layer!r}]' if layer else 'adata.X'} does not hold raw counts (negative or "
-            "non-integer values); pass the raw-count layer with `layer=`"
-        )
+    name = f"adata.layers[{layer!r}]" if layer else "adata.X"
+    if sparse.issparse(x):
+        _check_counts(x.data, name)
+        return x
+    if np.prod(x.shape) > DENSE_MAX_VALUES:
+        return _dense_to_sparse(x, name)
+    x = np.asarray(x)
+    _check_counts(x, name)
     return x
 
 
@@ -146,12 +185,12 @@ def transcriptomics(
     n_comps = check_int("n_comps", n_comps, minimum=1)
     min_cells = check_int("min_cells", min_cells, minimum=0)
     n_top_genes = check_int("n_top_genes", n_top_genes, minimum=2)
-    counts = _counts(adata, layer)
     if adata.n_obs <= n_comps:
         raise ValueError(f"n_comps={n_comps} needs more than {n_comps} spots, got {adata.n_obs}")
+    counts = _counts(adata, layer)
+    is_users = counts is (adata.X if layer is None else adata.layers[layer])  # copied, never changed in place
 
-    tmp = AnnData(X=counts.copy() if sparse.issparse(counts) else np.array(counts, copy=True))
-    tmp.X = tmp.X.astype(np.float32)
+    tmp = AnnData(X=counts.astype(np.float32, copy=is_users))
     tmp.obs_names = adata.obs_names
     tmp.var_names = adata.var_names
     keep_cells = np.asarray((tmp.X > 0).sum(axis=0)).ravel() >= min_cells

@@ -5,8 +5,9 @@ every representation clustered by ``aestetik.tl.cluster`` at its defaults (Bayes
 mixture + kNN refinement):
 
 * ``expression``: the expression PCA of ``pp.transcriptomics``;
-* ``smoothed``: that PCA averaged over each spot and its 6 nearest spots, the features the
-  pseudo-labels are clustered from (a spatially smoothed PCA, the strongest simple baseline);
+* ``smoothed``: that PCA averaged over each spot and its nearest spots (6 on the hexagonal
+  Visium lattice, 18 on the square lattice of imaging data, as ``tl.embed`` does), the features
+  the pseudo-labels are clustered from (a spatially smoothed PCA, the strongest simple baseline);
 * ``aestetik``: ``tl.embed`` at the package defaults, after ``pp.morphology`` (built-in
   encoder) where the file carries an H&E image (on the DLPFC files, a low-resolution image of
   about 4 pixels per spot, which the defaults leave out: expression only);
@@ -43,7 +44,9 @@ import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import aestetik as ae
+from aestetik._model import default_pseudo_label_neighbors
 from aestetik._neighbors import knn_indices, neighbour_mean
+from aestetik._utils import lattice_coordinates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, annotation, data_files
@@ -66,7 +69,8 @@ def features(path: Path) -> tuple[ad.AnnData, dict]:
         ae.pp.lattice(adata)
     ae.pp.transcriptomics(adata)
     ae.pp.transcriptomics(adata, min_variance_norm=1.0, key_added="X_pca_previous")
-    nbrs = knn_indices(np.asarray(adata.obsm["spatial"])[:, :2], 6)
+    n_neighbors = default_pseudo_label_neighbors(*lattice_coordinates(adata)[:2])
+    nbrs = knn_indices(np.asarray(adata.obsm["spatial"])[:, :2], n_neighbors)
     adata.obsm["X_smoothed"] = neighbour_mean(adata.obsm["X_pca_transcriptomics"], nbrs)
     timings = {"features_s": time.perf_counter() - t0}
     if has_image(adata):

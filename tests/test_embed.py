@@ -117,6 +117,19 @@ def test_pseudo_labels_from_the_neighbourhood(adata):
     assert adata.uns["aestetik"]["params"]["pseudo_label_coordinates"] == "obs['array_row', 'array_col']"
 
 
+@pytest.mark.parametrize("layout", ["hexagonal", "square", "cells"])
+def test_pseudo_label_neighbourhood_follows_the_lattice(layout):
+    """6 neighbours on Visium's hexagonal lattice (spots of several cells), 18 on a square one
+    (bins, or cells placed by pp.lattice: about one cell each)."""
+    adata = ae.datasets.synthetic(n_spots=300, lattice="square" if layout == "square" else "hexagonal")
+    if layout == "cells":
+        adata.obs = adata.obs.drop(columns=["array_row", "array_col"])
+        ae.pp.lattice(adata)
+    ae.pp.transcriptomics(adata)
+    ae.tl.embed(adata, **FAST)
+    assert adata.uns["aestetik"]["params"]["pseudo_label_neighbors"] == (6 if layout == "hexagonal" else 18)
+
+
 def test_collapsed_modality_gets_weight_zero(adata):
     adata.obsm["X_pca_morphology"] = np.zeros((adata.n_obs, 2))
     ae.tl.embed(adata, morphology_weight=1.0, **FAST)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -58,6 +58,12 @@ BATCH_SIZE = 8192
 #: :func:`default_max_epochs`), never fewer than ``MIN_EPOCHS``.
 MAX_EPOCHS = 100
 MIN_EPOCHS = 20
+#: Spots averaged into each spot's pseudo-label features on a hexagonal lattice (Visium spots,
+#: each holding several cells): the ring around it.
+SPOT_NEIGHBORS = 6
+#: The same on a square lattice (Visium HD bins, cells placed by ``pp.lattice``: about one cell
+#: each): two rings' worth, so that both average over about 20 cells.
+CELL_NEIGHBORS = 18
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 
 
@@ -73,7 +79,7 @@ class Settings:
     library_key: str | None = None
     coord_keys: tuple[str, ...] | None = None
     spatial_key: str | None = None
-    pseudo_label_neighbors: int = 6
+    pseudo_label_neighbors: int | None = None
     clustering_method: str = "bgm"
     mixture_init: str = "kmeans"
     pseudo_label_max_spots: int | None = 100_000
@@ -98,7 +104,6 @@ class Settings:
             ("window_size", 3),
             ("n_repeats", 1),
             ("refine_pseudo_labels", 0),
-            ("pseudo_label_neighbors", 0),
             ("pseudo_label_updates", 0),
             ("latent_dim", 1),
             ("n_ensemble", 1),
@@ -106,6 +111,8 @@ class Settings:
             ("kernel_size", 1),
         ):
             check_int(name, getattr(self, name), minimum=minimum)
+        if self.pseudo_label_neighbors is not None:
+            check_int("pseudo_label_neighbors", self.pseudo_label_neighbors, minimum=0)
         if self.pseudo_label_max_spots is not None:
             check_int("pseudo_label_max_spots", self.pseudo_label_max_spots, minimum=self.n_clusters)
         if self.window_size % 2 == 0:
@@ -240,6 +247,23 @@ def default_max_epochs(n_spots: int) -> int:
     return int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(MAX_EPOCHS * BATCH_SIZE / max(n_spots, 1)))))
 
 
+def default_pseudo_label_neighbors(rows: np.ndarray, cols: np.ndarray) -> int:
+    """``SPOT_NEIGHBORS`` on a hexagonal lattice, ``CELL_NEIGHBORS`` on a square one.
+
+    Visium's hexagonal lattice doubles its columns, so every spot's ``row + col`` is even;
+    on a square lattice (Visium HD bins, ``pp.lattice``) both parities occur. A Visium spot
+    (55 um) holds several cells, a bin of 8-16 um or a placed cell about one: averaging over
+    the ring of 6 spots or over 18 cells covers about the same number of cells.
+    """
+    hexagonal = np.unique((rows + cols) % 2).size == 1
+    n = SPOT_NEIGHBORS if hexagonal else CELL_NEIGHBORS
+    logger.info(
+        f"tl.embed: pseudo-labels from every spot averaged with its {n} nearest spots "
+        f"({'hexagonal lattice: Visium spots' if hexagonal else 'square lattice: bins or cells'})"
+    )
+    return n
+
+
 def default_morphology_weight(table: AnnData, morphology_key: str) -> float:
     """``MORPHOLOGY_WEIGHT``, or 0 where ``pp.morphology`` recorded patches too coarse to show texture.
 
@@ -360,7 +384,6 @@ class AESTETIK:
         if options.get("morphology_weight") is None:
             options["morphology_weight"] = default_morphology_weight(table, morphology_key) if has_morphology else 0.0
         s = Settings(**options)
-        self.settings = s
         if s.morphology_weight > 0 and not has_morphology:
             raise KeyError(
                 f"morphology_weight={s.morphology_weight} needs morphology features in adata.obsm[{s.morphology_key!r}] "
@@ -372,6 +395,9 @@ class AESTETIK:
         x_morph = obsm_features(table, s.morphology_key, what="morphology_key") if has_morphology else None
         samples = sample_codes(table, s.library_key)
         rows, cols, used_keys = checked_lattice(data, table, s.coord_keys, s.spatial_key, samples)
+        if s.pseudo_label_neighbors is None:
+            s = replace(s, pseudo_label_neighbors=default_pseudo_label_neighbors(rows, cols))
+        self.settings = s
         coords, coord_source = (
             spatial_coordinates(data, table, s.spatial_key) if s.pseudo_label_neighbors else (None, None)
         )

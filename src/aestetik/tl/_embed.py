@@ -32,7 +32,7 @@ def embed(
     library_key: str | None = None,
     coord_keys: Sequence[str] | None = None,
     spatial_key: str | None = None,
-    pseudo_label_neighbors: int = 6,
+    pseudo_label_neighbors: int | None = None,
     clustering_method: str = "bgm",
     mixture_init: str = "kmeans",
     pseudo_label_max_spots: int | None = 100_000,
@@ -112,9 +112,11 @@ def embed(
     pseudo_label_neighbors
         Before clustering a modality's features into pseudo-labels, average every spot's
         features with those of its this many nearest spots (within its sample), so that the
-        pseudo-labels follow tissue domains rather than the noise of single spots. ``6``: on
-        Visium, the ring of spots around each spot. ``0``: cluster each spot's own features,
-        as the published method.
+        pseudo-labels follow tissue domains rather than the noise of single spots. ``None``:
+        6 on a hexagonal lattice (Visium: the ring of spots around each spot, each spot holding
+        several cells), 18 on a square one (Visium HD bins, cells placed by
+        :func:`aestetik.pp.lattice`: about one cell each), so that both average over about 20
+        cells. ``0``: cluster each spot's own features, as the published method.
     clustering_method
         Pseudo-label clustering: ``"bgm"``, ``"kmeans"``, ``"leiden"`` or ``"louvain"``.
     mixture_init

@@ -1,8 +1,8 @@
 """How much training a large slide needs: ARI and time of ``tl.embed`` per number of epochs.
 
 The default number of epochs shrinks with the slide (``aestetik._model.default_max_epochs``:
-100 epochs up to 8,192 spots, one batch each, then about as many spots seen in all, at least
-20). On one synthetic slide with known domains (``datasets.synthetic``, no image, weak markers so
+100 epochs up to 8,192 spots, one batch each, then about as many optimisation steps, at least
+one epoch). On one synthetic slide with known domains (``datasets.synthetic``, no image, weak markers so
 that the expression PCA alone finds the domains only partly), this trains ``tl.embed`` with
 the default and with each ``--epochs`` value from the same pseudo-labels, clusters with
 ``tl.cluster`` and prints ARI, training steps and seconds, with the ratio of each run's training
@@ -10,6 +10,7 @@ time to the longest run's. The expression PCA clustered the same way is the floo
 
     python benchmarks/bench_epochs.py [--n-spots 50000] [--epochs 10 100] [--seeds 0]
         [--fold-change 1.5] [--out benchmarks/results/epochs_cpu.json]
+    python benchmarks/bench_epochs.py --n-spots 300000 --epochs 20 --out benchmarks/results/epochs_300k_cpu.json
 """
 
 from __future__ import annotations

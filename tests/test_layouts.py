@@ -169,6 +169,15 @@ def test_synthetic_square_lattice():
         ae.datasets.synthetic(n_spots=10, lattice="triangular")
 
 
+def test_synthetic_bins_with_visium_hd_counts():
+    """mean_counts: a few hundred counts per bin over thousands of genes, as 8 um Visium HD bins."""
+    adata = ae.datasets.synthetic(n_spots=500, n_genes=2000, mean_counts=300, lattice="square", with_image=False)
+    per_bin = np.asarray(adata.X.sum(axis=1)).ravel()
+    assert 250 < per_bin.mean() < 350 and adata.X.nnz / adata.n_obs < 300
+    with pytest.raises(ValueError, match="mean_counts"):
+        ae.datasets.synthetic(n_spots=10, mean_counts=0)
+
+
 def test_bad_layouts_at_scale_are_refused_before_any_work():
     """Mixed bin sizes in one table, a SpatialData without a table, a table whose shapes are
     not in the object: each a clear error from tl.embed, before pseudo-labels or training."""

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-epochs",
         type=int,
         default=None,
-        help="training epochs of tl.embed (default: 100 up to 8,192 spots, then fewer, at least 20)",
+        help="training epochs of tl.embed (default: 100 up to 8,192 spots, then fewer, at least 1)",
     )
     d.add_argument("--seed", type=int, default=0, help="random_state of tl.embed and tl.cluster")
     d.add_argument(

@@ -54,10 +54,10 @@ N_MC_PASSES = 100
 MORPHOLOGY_WEIGHT = 1.5
 #: Spots per training batch by default (a Visium slide fits in one).
 BATCH_SIZE = 8192
-#: Default training of a slide that fits in one batch; larger slides get fewer epochs (see
-#: :func:`default_max_epochs`), never fewer than ``MIN_EPOCHS``.
+#: Default training of a slide that fits in one batch; larger slides get fewer epochs of more
+#: batches (see :func:`default_max_epochs`), never fewer than ``MIN_EPOCHS``.
 MAX_EPOCHS = 100
-MIN_EPOCHS = 20
+MIN_EPOCHS = 1
 #: Spots averaged into each spot's pseudo-label features on a hexagonal lattice (Visium spots,
 #: each holding several cells): the ring around it.
 SPOT_NEIGHBORS = 6
@@ -238,11 +238,12 @@ def pseudo_labels(
 
 
 def default_max_epochs(n_spots: int) -> int:
-    """Epochs that show the network about as many spots as ``MAX_EPOCHS`` epochs of one full batch.
+    """Epochs that give about as many optimisation steps as ``MAX_EPOCHS`` epochs of one full batch.
 
-    100 epochs up to ``BATCH_SIZE`` spots (one batch per epoch), then ``100 * 8192 / n_spots``
-    epochs, at least ``MIN_EPOCHS``: at 100,000 spots 20 epochs of 13 batches, at a million
-    20 epochs of 123 batches, instead of 12,300 steps for 100 epochs.
+    100 epochs up to ``BATCH_SIZE`` spots (one batch per epoch, 100 steps), then
+    ``100 * 8192 / n_spots`` epochs, rounded, at least ``MIN_EPOCHS``: at 100,000 spots 8 epochs
+    of 13 batches (104 steps), at a million one epoch of 123 batches, instead of 12,300 steps
+    for 100 epochs.
     """
     return int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(MAX_EPOCHS * BATCH_SIZE / max(n_spots, 1)))))
 

@@ -44,16 +44,17 @@ def _programs(
     return base, log_fc
 
 
-#: Spots drawn at a time: memory follows one block (a slide of this size or less is one block).
-_BLOCK = 100_000
+#: Counts drawn at a time (spots x genes): memory follows one block (100,000 spots of 200 genes).
+_BLOCK_VALUES = 20_000_000
 
 
 def _counts(rng: np.random.Generator, profile: np.ndarray, domain: np.ndarray, size: np.ndarray) -> sparse.csr_matrix:
     """Gamma-Poisson (negative-binomial, dispersion 5) counts, block by block of spots, as CSR."""
     theta = 5.0
+    step = max(1, _BLOCK_VALUES // profile.shape[1])
     blocks = []
-    for start in range(0, len(domain), _BLOCK):
-        mu = profile[domain[start : start + _BLOCK]] * size[start : start + _BLOCK, None]
+    for start in range(0, len(domain), step):
+        mu = profile[domain[start : start + step]] * size[start : start + step, None]
         blocks.append(sparse.csr_matrix(rng.poisson(rng.gamma(shape=theta, scale=mu / theta)).astype(np.int32)))
     return blocks[0] if len(blocks) == 1 else sparse.vstack(blocks, format="csr")
 
@@ -96,17 +97,37 @@ def _one_sample(
     obs = pd.DataFrame({"array_row": rows, "array_col": cols, "in_tissue": 1, "domain": domain})
     if not with_image:
         return counts, obs, np.stack([x, y], axis=1), None, log_fc
-    # H&E-like image at "hires" scale: colour and nuclei density per domain.
-    h, w = int(np.ceil(height * scalef)), int(np.ceil(width * scalef))
-    py, px = np.mgrid[0:h, 0:w]
-    pix_domain = _domain(
-        px / scalef - margin, py / scalef - margin, width - 2 * margin, height - 2 * margin + 1e-9, n_domains
-    )
-    img = _PALETTE[pix_domain % len(_PALETTE)] + rng.normal(0, 12, size=(h, w, 3))
-    nuclei = rng.random((h, w)) < _NUCLEI[pix_domain % len(_NUCLEI)]
-    img[nuclei] = [70, 40, 110]
-    img = np.clip(img, 0, 255).astype(np.uint8)
+    img = _image(rng, width, height, margin, scalef, n_domains)
     return counts, obs, np.stack([x, y], axis=1), img, log_fc
+
+
+#: Image rows drawn at a time: memory follows one strip, not the whole image in float64.
+_IMAGE_STRIP = 512
+
+
+def _image(rng: np.random.Generator, width: float, height: float, margin: float, scalef: float, n_domains: int):
+    """H&E-like image at "hires" scale, uint8: colour and density of dark nuclei-like dots per domain.
+
+    Drawn strip by strip of rows, first the colour noise of every strip, then the dots, so the
+    random stream (and the image) is that of drawing the whole image at once.
+    """
+    h, w = int(np.ceil(height * scalef)), int(np.ceil(width * scalef))
+    img = np.empty((h, w, 3), dtype=np.uint8)
+    px = np.arange(w) / scalef - margin
+
+    def domains(y0: int, y1: int) -> np.ndarray:
+        py = np.arange(y0, y1)[:, None] / scalef - margin
+        return _domain(px[None, :], py, width - 2 * margin, height - 2 * margin + 1e-9, n_domains)
+
+    for y0 in range(0, h, _IMAGE_STRIP):
+        y1 = min(y0 + _IMAGE_STRIP, h)
+        colour = _PALETTE[domains(y0, y1) % len(_PALETTE)] + rng.normal(0, 12, size=(y1 - y0, w, 3))
+        img[y0:y1] = np.clip(colour, 0, 255).astype(np.uint8)
+    for y0 in range(0, h, _IMAGE_STRIP):
+        y1 = min(y0 + _IMAGE_STRIP, h)
+        nuclei = rng.random((y1 - y0, w)) < _NUCLEI[domains(y0, y1) % len(_NUCLEI)]
+        img[y0:y1][nuclei] = [70, 40, 110]
+    return img
 
 
 def synthetic(
@@ -120,6 +141,7 @@ def synthetic(
     batch_effect: float = 0.0,
     with_image: bool = True,
     lattice: str = "hexagonal",
+    mean_counts: float | None = None,
     as_spatialdata: bool = False,
     random_state: int = 0,
 ) -> AnnData | Any:
@@ -156,6 +178,10 @@ def synthetic(
         ``"hexagonal"``: Visium spots (55 um, 100 um apart; ``array_col`` steps by 2);
         ``"square"``: Visium HD bins that tile the tissue (``array_row``/``array_col``
         step by 1, a bin's side is the spacing).
+    mean_counts
+        Mean counts per spot (before the spots' log-normal library sizes). ``None``: the
+        gene baselines as drawn, about 1.6 counts per gene (350 for 200 genes); a Visium HD
+        bin of 8 um holds a few hundred counts over thousands of genes.
     as_spatialdata
         Return a ``spatialdata.SpatialData`` object instead (one sample with its image):
         the image ``"synthetic_hires"`` (3 levels, ``c, y, x``), the spot circles
@@ -198,6 +224,10 @@ def synthetic(
         raise ValueError(f"batch_effect must be >= 0, got {batch_effect}")
     blocks, obs, coords, spatial = [], [], [], {}
     base, log_fc = _programs(rng, n_genes, n_domains, n_markers, fold_change)
+    if mean_counts is not None:
+        if not mean_counts > 0:
+            raise ValueError(f"mean_counts must be positive, got {mean_counts}")
+        base = base * mean_counts / np.mean((base[None, :] * np.exp(log_fc)).sum(axis=1))
     for s in range(n_samples):
         lib = "synthetic" if n_samples == 1 else f"synthetic_{s}"
         shift = rng.lognormal(0.0, batch_effect, size=n_genes) if batch_effect > 0 else 1.0

@@ -188,15 +188,15 @@ def transcriptomics(
     if adata.n_obs <= n_comps:
         raise ValueError(f"n_comps={n_comps} needs more than {n_comps} spots, got {adata.n_obs}")
     counts = _counts(adata, layer)
-    is_users = counts is (adata.X if layer is None else adata.layers[layer])  # copied, never changed in place
-
-    tmp = AnnData(X=counts.astype(np.float32, copy=is_users))
-    tmp.obs_names = adata.obs_names
-    tmp.var_names = adata.var_names
-    keep_cells = np.asarray((tmp.X > 0).sum(axis=0)).ravel() >= min_cells
-    tmp = tmp[:, keep_cells].copy()
-    if tmp.n_vars == 0:
+    keep_cells = _spots_per_gene(counts) >= min_cells
+    if not keep_cells.any():
         raise ValueError(f"No gene is detected in at least min_cells={min_cells} spots")
+    # one float32 copy of the kept genes: the user's counts are never changed in place
+    is_users = keep_cells.all() and counts is (adata.X if layer is None else adata.layers[layer])
+    tmp = AnnData(X=(counts if keep_cells.all() else counts[:, keep_cells]).astype(np.float32, copy=is_users))
+    tmp.obs_names = adata.obs_names
+    tmp.var_names = adata.var_names[keep_cells]
+    del counts
     if select_genes is None:
         select_genes = tmp.n_vars > 1000
     if select_genes:
@@ -226,13 +226,14 @@ def transcriptomics(
             "only %d genes selected: using %d principal components instead of %d", n_genes, n_genes - 1, n_comps
         )
     n_used = min(n_comps, n_genes - 1)
-    tmp = tmp[:, selected].copy()
+    if not selected.all():
+        tmp = tmp[:, selected].copy()
     with threadpool_limits(limits=None):  # as above
         sc.pp.normalize_total(tmp, target_sum=target_sum)
         sc.pp.log1p(tmp)
     stay_sparse = sparse.issparse(tmp.X) and library_key is None and tmp.n_obs * tmp.n_vars > DENSE_MAX_VALUES
     if stay_sparse:  # large slides: memory follows the non-zeros
-        pcs, variance_ratio, state = _sparse_pca(tmp.X, n_used, target_sum, random_state)
+        pcs, variance_ratio, state = _sparse_pca(tmp.X, n_used, target_sum)
         state = {"genes": np.asarray(tmp.var_names, dtype=str), **state}
         state["id"] = state_id(state)
     else:
@@ -284,34 +285,75 @@ def transcriptomics(
 DENSE_MAX_VALUES = 100_000_000
 
 
-def _sparse_pca(x: sparse.spmatrix, n_comps: int, target_sum: float, random_state: int):
-    """PCA of the scaled log-normalised counts without densifying them.
+#: Spots per block when large sparse counts are summarised (bounded temporary memory).
+SPARSE_BLOCK_ROWS = 65_536
+#: Values (spots x genes) per dense float32 block of the sparse PCA's scatter matrix (256 MiB).
+SCATTER_BLOCK_VALUES = 1 << 26
 
-    Every gene is divided by its standard deviation (a sparse column scaling) and the
-    centring is left to the PCA, which handles it implicitly on sparse input; the values
-    are not clipped. Returns the components, the explained variance ratios and the state.
+
+def _spots_per_gene(x: Any) -> np.ndarray:
+    """In how many spots every gene has a positive count, read block by block of spots."""
+    n_obs, n_vars = x.shape
+    out = np.zeros(n_vars, dtype=np.int64)
+    for start in range(0, n_obs, SPARSE_BLOCK_ROWS):
+        block = x[start : start + SPARSE_BLOCK_ROWS]
+        if sparse.issparse(block):
+            block = sparse.csr_matrix(block)
+            out += np.bincount(block.indices[block.data > 0], minlength=n_vars)
+        else:
+            out += (np.asarray(block) > 0).sum(axis=0)
+    return out
+
+
+def _sparse_pca(x: sparse.spmatrix, n_comps: int, target_sum: float):
+    """PCA of the scaled log-normalised counts without densifying or copying them whole.
+
+    The gene means come from the sparse matrix; the centred genes x genes scatter matrix is
+    accumulated in float64 over dense float32 blocks of spots (``SCATTER_BLOCK_VALUES``
+    values each: one BLAS product per block, far faster than a sparse product of the
+    matrix with itself). The principal axes are the leading eigenvectors of the covariance
+    of the scaled genes (as scikit-learn's ``covariance_eigh`` solver, with its signs), and
+    the components are computed block by block from the sparse matrix. The values are not
+    clipped. Memory beyond the counts: one dense block and a genes x genes matrix.
+    Returns the components, the explained variance ratios and the state.
     """
-    from sklearn.decomposition import PCA
-
-    x = sparse.csr_matrix(x, dtype=np.float64)
-    n = x.shape[0]
-    mean = np.asarray(x.mean(axis=0)).ravel()
-    var = (np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean**2) * (n / max(n - 1, 1))
+    x = sparse.csr_matrix(x)
+    n, g = x.shape
+    mean = np.asarray(x.sum(axis=0, dtype=np.float64)).ravel() / n
+    centre = mean.astype(np.float32)
+    scatter = np.zeros((g, g))
+    rows = max(1, SCATTER_BLOCK_VALUES // g)
+    for start in range(0, n, rows):
+        block = x[start : start + rows].toarray()
+        block -= centre
+        scatter += block.T @ block
+    shift = mean - centre  # the blocks were centred on the float32 mean: move the scatter to the exact one
+    scatter -= n * np.outer(shift, shift)
+    var = np.diag(scatter) / max(n - 1, 1)
     std = np.sqrt(np.clip(var, 0, None))
     std[std == 0] = 1.0
-    scaled = x @ sparse.diags(1.0 / std)
-    pca = PCA(n_components=n_comps, svd_solver="covariance_eigh", random_state=random_state)
-    pcs = pca.fit_transform(scaled)
+    cov = scatter / max(n - 1, 1) / np.outer(std, std)
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
+    components = eigenvectors[:, :n_comps].T.copy()
+    largest = np.argmax(np.abs(components), axis=1)  # sign: the largest loading of each axis positive
+    components *= np.sign(components[np.arange(n_comps), largest])[:, None]
+    loadings = components.T / std[:, None]  # (g, n_comps): scaling folded into the projection
+    offset = mean @ loadings
+    pcs = np.empty((n, n_comps), dtype=np.float32)
+    for start in range(0, n, SPARSE_BLOCK_ROWS):
+        pcs[start : start + SPARSE_BLOCK_ROWS] = x[start : start + SPARSE_BLOCK_ROWS] @ loadings - offset
+    explained = np.clip(eigenvalues, 0, None)
     state = {
         "mean": mean,
         "std": std,
         "per_batch": False,
         "pca_mean": np.zeros_like(mean),  # centred features: the PCA's centre is 0
-        "components": pca.components_.astype(np.float64),
+        "components": components,
         "target_sum": float(target_sum),
         "max_value": float("inf"),  # not clipped
     }
-    return pcs, pca.explained_variance_ratio_.astype(np.float64), state
+    return pcs, explained[:n_comps] / explained.sum(), state
 
 
 def scale_per_batch(x: np.ndarray, batches: np.ndarray, max_value: float) -> np.ndarray:

@@ -95,10 +95,10 @@ def embed(
         Odd side of the neighbourhood window, at least 3 (on Visium, where ``array_col``
         steps by 2, 7 reaches 3 rows and 1.5 spot spacings sideways).
     max_epochs
-        Training epochs. ``None``: 100 for a slide of up to 8,192 spots (one batch per
-        epoch), then as many as show the network about as many spots in all
-        (``100 * 8192 / n_spots``), at least 20: 20 epochs at 100,000 spots or at a
-        million ("Large slides, several GPUs" in the documentation has the measurement).
+        Training epochs. ``None``: 100 for a slide of up to 8,192 spots (one batch of 8,192
+        spots per epoch), then as many as give about the same number of optimisation steps
+        (``100 * 8192 / n_spots``, at least one): 8 epochs at 100,000 spots, one at a million
+        ("Large slides, several GPUs" in the documentation has the measurements).
     expression_key, morphology_key
         ``obsm`` keys of the modality features.
     library_key

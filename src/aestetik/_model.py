@@ -395,13 +395,15 @@ class AESTETIK:
         x_expr = obsm_features(table, s.expression_key, what="expression_key")
         x_morph = obsm_features(table, s.morphology_key, what="morphology_key") if has_morphology else None
         samples = sample_codes(table, s.library_key)
-        rows, cols, used_keys = checked_lattice(data, table, s.coord_keys, s.spatial_key, samples)
+        rows, cols, used_keys, positions = checked_lattice(data, table, s.coord_keys, s.spatial_key, samples)
         if s.pseudo_label_neighbors is None:
             s = replace(s, pseudo_label_neighbors=default_pseudo_label_neighbors(rows, cols))
         self.settings = s
-        coords, coord_source = (
-            spatial_coordinates(data, table, s.spatial_key) if s.pseudo_label_neighbors else (None, None)
-        )
+        coords, coord_source = (None, None)
+        if s.pseudo_label_neighbors:  # the positions read for the check, else the fallbacks
+            coords, coord_source = (
+                positions if positions[0] is not None else spatial_coordinates(data, table, s.spatial_key)
+            )
         t0 = time.perf_counter()
         index = neighbour_index(rows, cols, s.window_size, samples)  # raises on duplicated coordinates
         self.timings = {"grid": time.perf_counter() - t0}
@@ -684,7 +686,7 @@ class AESTETIK:
                 f"this slide has {features.shape[1]} feature channels, the model {self.module.hparams.n_channels}"
             )
         samples = sample_codes(table, s.library_key if s.library_key in table.obs else None)
-        rows, cols, _ = checked_lattice(adata, table, self.coord_keys, s.spatial_key, samples)
+        rows, cols, _, _ = checked_lattice(adata, table, self.coord_keys, s.spatial_key, samples)
         return Inputs(features, neighbour_index(rows, cols, s.window_size, samples), samples)
 
     # ---- description and files -------------------------------------------------------------

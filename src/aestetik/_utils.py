@@ -102,18 +102,21 @@ def lattice_uns_key(key_added: Sequence[str]) -> str:
 
 def checked_lattice(
     data: object, adata: AnnData, coord_keys: Sequence[str] | None, spatial_key: str | None, samples: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+) -> tuple[np.ndarray, np.ndarray, tuple[str, str], tuple[np.ndarray | None, str | None]]:
     """:func:`lattice_coordinates`, checked against the spots' positions where there are any.
 
-    A lattice made by :func:`aestetik.pp.lattice` is not checked: it follows the positions
-    by construction, up to the cells it displaced.
+    Also returns the positions it read and where they came from (``(None, None)`` when
+    unread), so that callers do not read them again. A lattice made by
+    :func:`aestetik.pp.lattice` is not checked: it follows the positions by construction, up
+    to the cells it displaced.
     """
     rows, cols, keys = lattice_coordinates(adata, coord_keys)
+    xy, source = None, None
     if lattice_uns_key(keys) not in adata.uns:
         xy, source = spatial_coordinates(data, adata, spatial_key, fallback_to_lattice=False)
         if xy is not None:
             check_positions_follow_lattice(rows, cols, xy, samples, keys, source)
-    return rows, cols, keys
+    return rows, cols, keys, (xy, source)
 
 
 def spatial_coordinates(

@@ -48,7 +48,7 @@ def _dense_to_sparse(x: Any, name: str) -> sparse.csr_matrix:
         f"{DENSE_BLOCK_ROWS:,} spots at a time into a sparse copy. Raw counts are mostly zeros; stored sparse "
         "(`adata.X = scipy.sparse.csr_matrix(adata.X)`) they take a fraction of that memory."
     )
-    if x.nbytes >= DENSE_WARN_BYTES:
+    if x.nbytes >= DENSE_WARN_BYTES:  # the memory the dense matrix itself holds
         logger.warning(message)
     else:
         logger.info(message)
@@ -192,8 +192,9 @@ def transcriptomics(
     if not keep_cells.any():
         raise ValueError(f"No gene is detected in at least min_cells={min_cells} spots")
     # one float32 copy of the kept genes: the user's counts are never changed in place
-    is_users = keep_cells.all() and counts is (adata.X if layer is None else adata.layers[layer])
-    tmp = AnnData(X=(counts if keep_cells.all() else counts[:, keep_cells]).astype(np.float32, copy=is_users))
+    all_kept = bool(keep_cells.all())
+    is_users = all_kept and counts is (adata.X if layer is None else adata.layers[layer])
+    tmp = AnnData(X=(counts if all_kept else counts[:, keep_cells]).astype(np.float32, copy=is_users))
     tmp.obs_names = adata.obs_names
     tmp.var_names = adata.var_names[keep_cells]
     del counts

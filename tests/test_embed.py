@@ -195,6 +195,23 @@ def test_graph_clustering_leaves_the_igraph_generator_alone():
     assert ig.Graph.Erdos_Renyi(n=30, p=0.2).get_edgelist() == first  # igraph draws from `random` again
 
 
+def test_pseudo_label_updates_are_spread_over_training_and_never_after_it(adata):
+    """Two updates by default, after a third and two thirds of the epochs; none when there is no epoch left."""
+    from aestetik._model import update_epochs
+
+    assert update_epochs(100, 2) == [33, 67]
+    assert update_epochs(8, 2) == [3, 5]
+    assert update_epochs(3, 2) == [1, 2]
+    assert update_epochs(2, 2) == [1]
+    assert update_epochs(1, 2) == [] and update_epochs(100, 0) == []
+    ae.tl.embed(adata, **(FAST | {"max_epochs": 3}))
+    uns = adata.uns["aestetik"]
+    assert uns["params"]["pseudo_label_updates"] == 2
+    assert uns["pseudo_labels_updated_at"].tolist() == [1, 2]
+    ae.tl.embed(adata, **(FAST | {"max_epochs": 1}))
+    assert adata.uns["aestetik"]["pseudo_labels_updated_at"].tolist() == []
+
+
 def test_default_epochs_follow_the_slide_size(monkeypatch):
     """100 epochs while the slide fits in one batch, then about as many optimisation steps, at least one epoch."""
     import aestetik._model as model_module

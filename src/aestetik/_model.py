@@ -9,6 +9,7 @@ inference); the files are written by :mod:`aestetik._model_io`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -64,6 +65,8 @@ SPOT_NEIGHBORS = 6
 #: The same on a square lattice (Visium HD bins, cells placed by ``pp.lattice``: about one cell
 #: each): two rings' worth, so that both average over about 20 cells.
 CELL_NEIGHBORS = 18
+#: Times the pseudo-labels are re-estimated from the embedding during training (self-training).
+PSEUDO_LABEL_UPDATES = 2
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 
 
@@ -84,7 +87,7 @@ class Settings:
     mixture_init: str = "kmeans"
     pseudo_label_max_spots: int | None = 100_000
     refine_pseudo_labels: int = 0
-    pseudo_label_updates: int = 0
+    pseudo_label_updates: int = PSEUDO_LABEL_UPDATES
     total_weight: float = 3.0
     rec_alpha: float = 1.0
     triplet_alpha: float = 1.0
@@ -199,6 +202,11 @@ def cluster_labels(x: np.ndarray, s: Settings, refine: tuple) -> tuple[np.ndarra
     return labels, int(labels.max()) + 1
 
 
+def _relabel(embedding: np.ndarray, *, settings: Settings, refine: tuple) -> np.ndarray:
+    """The updated pseudo-labels of a self-training step: the clusters of the current embedding."""
+    return cluster_labels(embedding, settings, refine)[0]
+
+
 def pseudo_labels(
     x_expr: np.ndarray,
     x_morph: np.ndarray | None,
@@ -246,6 +254,17 @@ def default_max_epochs(n_spots: int) -> int:
     for 100 epochs.
     """
     return int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(MAX_EPOCHS * BATCH_SIZE / max(n_spots, 1)))))
+
+
+def update_epochs(max_epochs: int, n_updates: int) -> list[int]:
+    """Epochs after which the pseudo-labels are re-estimated: evenly spaced, never after the last one.
+
+    ``n_updates`` updates split training into ``n_updates + 1`` about equal parts (100 epochs, 2
+    updates: after epochs 33 and 67). An update after the last epoch would train on nothing, so
+    short trainings get fewer updates (3 epochs: after 1 and 2; one epoch: none).
+    """
+    at = {round(max_epochs * (i + 1) / (n_updates + 1)) for i in range(n_updates)}
+    return sorted(e for e in at if 1 <= e < max_epochs)
 
 
 def default_pseudo_label_neighbors(rows: np.ndarray, cols: np.ndarray) -> int:
@@ -576,12 +595,14 @@ class AESTETIK:
         s = self.settings
         if not s.pseudo_label_updates:
             return None
-        at = sorted({round(max_epochs * (i + 1) / (s.pseudo_label_updates + 1)) for i in range(s.pseudo_label_updates)})
-        refine = self._refine
-
-        def relabel(emb: np.ndarray) -> np.ndarray:
-            return cluster_labels(emb, s, refine)[0]
-
+        at = update_epochs(max_epochs, s.pseudo_label_updates)
+        if not at:
+            logger.info(
+                f"tl.embed: {max_epochs} epoch(s) leave no room for pseudo-label updates; the first pseudo-labels are kept"
+            )
+            return None
+        # a partial of a module-level function, not a closure: ddp_spawn pickles the callbacks
+        relabel = functools.partial(_relabel, settings=s, refine=self._refine)
         active = [m for m, w in enumerate(self.weights.values()) if w > 0]
         return PseudoLabelUpdate(at, relabel, columns=active, seed=s.random_state)
 

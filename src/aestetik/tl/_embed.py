@@ -37,7 +37,7 @@ def embed(
     mixture_init: str = "kmeans",
     pseudo_label_max_spots: int | None = 100_000,
     refine_pseudo_labels: int = 0,
-    pseudo_label_updates: int = 0,
+    pseudo_label_updates: int = 2,
     total_weight: float = 3.0,
     rec_alpha: float = 1.0,
     triplet_alpha: float = 1.0,
@@ -130,10 +130,14 @@ def embed(
         If positive, relabel the pseudo-labels by the kNN vote of :func:`aestetik.tl.cluster`
         with this many neighbours on the lattice coordinates before training (off by default).
     pseudo_label_updates
-        Self-training (off by default): re-estimate the pseudo-labels this many times during
-        training, at evenly spaced epochs, by clustering the current embedding (10
-        Monte-Carlo passes) with ``clustering_method`` (and ``refine_pseudo_labels``). The
-        new labels replace those of every modality in use.
+        Self-training: re-estimate the pseudo-labels this many times during training, at
+        evenly spaced epochs (the default 2: after a third and two thirds of the epochs, never
+        after the last one, so one-epoch trainings keep the first labels), by clustering the
+        current embedding (10 Monte-Carlo passes) with ``clustering_method`` (and
+        ``refine_pseudo_labels``). The new labels replace those of every modality in use. The
+        embedding sees each spot's whole window, the first pseudo-labels only its nearest
+        spots, so the later labels follow the domains more closely. ``0``: the first
+        pseudo-labels for the whole training, as the published method.
     total_weight
         Sum of the two modality weights.
     rec_alpha, triplet_alpha

@@ -121,27 +121,29 @@ def score_file(path: Path, runs: list[tuple[str, int, Path]]) -> list[dict]:
 def quality_rows(files: list[str], peer_records: list[dict]) -> list[dict]:
     """Rows of bench_quality.py records (same clustering by construction) for the peers' data sets and seeds."""
     wanted = {(r["data"], r["seed"]) for r in peer_records}
-    rows = []
+    merged: dict[tuple[str, int], dict] = {}  # as bench_quality.py --load: later files replace earlier keys
     for f in files:
         for q in json.loads(Path(f).read_text()):
-            if (q["data"], q["seed"]) not in wanted:
-                continue
-            for col, name in (("aestetik", "AESTETIK"), ("smoothed", "smoothPCA"), ("expression", "exprPCA")):
-                if col in q:
-                    rows.append(
-                        {
-                            "data": q["data"],
-                            "spots": q["spots"],
-                            "K": q["K"],
-                            "method": name,
-                            "seed": q["seed"],
-                            "wall_s": q.get(f"{col}_s", float("nan")),
-                            "peak_rss_mib": float("nan"),
-                            "threads": 1,
-                            "own": None,
-                            "same": q[col],
-                        }
-                    )
+            merged.setdefault((q["data"], q["seed"]), {}).update(q)
+    rows = []
+    for (data, seed), q in sorted(merged.items()):
+        if (data, seed) in wanted:
+            rows += [
+                {
+                    "data": data,
+                    "spots": q["spots"],
+                    "K": q["K"],
+                    "method": name,
+                    "seed": seed,
+                    "wall_s": q.get(f"{col}_s", float("nan")),
+                    "peak_rss_mib": float("nan"),
+                    "threads": 1,
+                    "own": None,
+                    "same": q[col],
+                }
+                for col, name in (("aestetik", "AESTETIK"), ("smoothed", "smoothPCA"), ("expression", "exprPCA"))
+                if col in q
+            ]
     return rows
 
 

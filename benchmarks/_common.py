@@ -54,3 +54,12 @@ def stage(timings: dict, name: str):
 
 def write_json(path: str | Path, obj: dict) -> None:
     Path(path).write_text(json.dumps(obj, indent=1))
+
+
+def merge_records(records: list[dict]) -> list[dict]:
+    """One ``bench_quality.py`` record per (data set, seed): runs of different columns saved
+    separately are joined, later records replacing the keys of earlier ones."""
+    merged: dict[tuple[str, int], dict] = {}
+    for r in records:
+        merged.setdefault((r["data"], r["seed"]), {}).update(r)
+    return list(merged.values())

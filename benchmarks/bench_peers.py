@@ -49,7 +49,7 @@ import aestetik as ae
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import SHARED_DATA, annotation, data_files  # noqa: E402
+from _common import SHARED_DATA, annotation, data_files, merge_records  # noqa: E402
 
 METHODS = ["graphst", "stagate", "spagcn", "banksy"]
 warnings.filterwarnings("ignore")
@@ -121,12 +121,10 @@ def score_file(path: Path, runs: list[tuple[str, int, Path]]) -> list[dict]:
 def quality_rows(files: list[str], peer_records: list[dict]) -> list[dict]:
     """Rows of bench_quality.py records (same clustering by construction) for the peers' data sets and seeds."""
     wanted = {(r["data"], r["seed"]) for r in peer_records}
-    merged: dict[tuple[str, int], dict] = {}  # as bench_quality.py --load: later files replace earlier keys
-    for f in files:
-        for q in json.loads(Path(f).read_text()):
-            merged.setdefault((q["data"], q["seed"]), {}).update(q)
+    merged = merge_records([q for f in files for q in json.loads(Path(f).read_text())])  # as bench_quality.py --load
     rows = []
-    for (data, seed), q in sorted(merged.items()):
+    for q in sorted(merged, key=lambda q: (q["data"], q["seed"])):
+        data, seed = q["data"], q["seed"]
         if (data, seed) in wanted:
             rows += [
                 {

@@ -49,7 +49,7 @@ from aestetik._neighbors import knn_indices, neighbour_mean
 from aestetik._utils import lattice_coordinates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, annotation, data_files
+from _common import SHARED_DATA, annotation, data_files, merge_records
 
 warnings.filterwarnings("ignore")
 sc.settings.verbosity = "error"  # aestetik logs through scanpy
@@ -134,17 +134,9 @@ def _median_of(rs: list[dict], key: str) -> str:
     return f"{statistics.median(vals):.0f}" if vals else "-"
 
 
-def merge(records: list[dict]) -> list[dict]:
-    """One record per (data set, seed): runs of different columns saved separately are joined."""
-    merged: dict[tuple[str, int], dict] = {}
-    for r in records:
-        merged.setdefault((r["data"], r["seed"]), {}).update(r)
-    return list(merged.values())
-
-
 def table(records: list[dict]) -> None:
     by_file: dict[str, list[dict]] = {}
-    for r in merge(records):
+    for r in merge_records(records):
         by_file.setdefault(r["data"], []).append(r)
     seeds = sorted({r["seed"] for r in records})
     print(f"\nARI on annotated spots: median over seeds {seeds} (min-max); the same clustering (tl.cluster) for all")

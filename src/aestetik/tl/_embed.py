@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from aestetik import _logging as logger
 from aestetik._docs import doc_copy, doc_table_key, inject_docs
-from aestetik._model import AESTETIK, N_MC_PASSES, check_trainer_kwargs
+from aestetik._model import AESTETIK, N_MC_PASSES, PSEUDO_LABEL_UPDATES, check_trainer_kwargs
 from aestetik._spatialdata import check_data, copy_data
 from aestetik._utils import check_int
 
@@ -37,7 +37,7 @@ def embed(
     mixture_init: str = "kmeans",
     pseudo_label_max_spots: int | None = 100_000,
     refine_pseudo_labels: int = 0,
-    pseudo_label_updates: int = 2,
+    pseudo_label_updates: int = PSEUDO_LABEL_UPDATES,
     total_weight: float = 3.0,
     rec_alpha: float = 1.0,
     triplet_alpha: float = 1.0,

@@ -6,9 +6,10 @@
 
 Features: ``pp.transcriptomics`` (keyword arguments from ``--pp``) and, where the file has an
 H&E image and ``--no-morphology`` is not given, ``pp.morphology`` (built-in encoder). Each
-variant is ``NAME JSON``: keyword arguments of ``tl.embed``, plus an optional ``"cluster"``
-mapping for ``tl.cluster``. Printed per run: ARI of the refined and unrefined domains on the
-annotated spots and the stage timings. ``--out`` appends the lines to a file.
+variant is ``NAME JSON``: keyword arguments of ``tl.embed`` (``n_clusters`` defaults to the number
+of annotated domains, which ``tl.cluster`` always uses), plus an optional ``"cluster"`` mapping
+for ``tl.cluster``. Printed per run: ARI of the refined and unrefined domains on the annotated
+spots and the stage timings. ``--out`` appends the lines to a file.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ae.tl.embed(
             adata,
-            n_clusters=k,
+            n_clusters=kw.pop("n_clusters", k),  # the pseudo-labels' K; tl.cluster keeps the annotation's
             random_state=args.seed,
             show_progress_bar=False,
             trainer_kwargs=json.loads(args.trainer),

@@ -119,8 +119,8 @@ def test_dlpfc_model_of_151673_applied_to_151674():
     """A model trained on 151673 embeds 151674 without training; its domains (those of 151673)
     against 151674's own model, both on the genes the two files share.
 
-    benchmarks/results/transfer_cpu.txt (``bench_transfer.py``, this CPU, seeds 0-2): transfer
-    0.626 (0.612-0.651), own model 0.596 (0.593-0.606), transfer ahead at every seed (by
+    benchmarks/results/transfer_cpu.txt (``bench_transfer.py``, this CPU, seeds 0-4): transfer
+    0.623 (0.604-0.651), own model 0.596 (0.584-0.607), transfer ahead at every seed (by
     0.016-0.058); seed 0: 0.651 against 0.593.
     """
     train, _ = _read("dlpfc_151673")

@@ -16,9 +16,10 @@ restricted to the genes the two files share (2340 of their 5000 on 151673/151674
   windows and pseudo-label neighbours stay inside each slide; one ``tl.cluster`` call), with
   the expression features ``pooled`` (no correction), ``scaled`` (``pp.transcriptomics(...,
   library_key="slide")``: every slide centred and scaled on its own) or ``harmony``
-  (``harmonypy.run_harmony`` on the pooled PCs); ARI per slide, and the
-  mixing of the slides in the embedding as the median iLISI (``harmonypy.compute_lisi``;
-  1 = no mixing, 2 = perfect for two slides).
+  (``harmonypy.run_harmony`` on the pooled PCs); ARI per slide, the ARI of each slide's part of
+  the joint embedding clustered alone (``*_alone``: it tells a weaker embedding from a costlier
+  shared clustering), and the mixing of the slides in the embedding as the median iLISI
+  (``harmonypy.compute_lisi``; 1 = no mixing, 2 = perfect for two slides).
 
 All runs use the package defaults with ``morphology_weight=0`` (expression only) and the
 same clustering (``tl.cluster``, refined), except ``own_morphology``, ``transfer_morphology`` and ``joint_morphology``
@@ -29,6 +30,9 @@ model, ``train s`` the time of ``tl.embed`` on the training slide.
 
     python benchmarks/bench_transfer.py [--seeds 0 1 2] [--train dlpfc_151673 --new dlpfc_151674]
         [--out benchmarks/results/transfer_cpu.json] [--load benchmarks/results/transfer_cpu*.json]
+
+``--load`` joins the records of one seed from several files (a later file's keys replace an
+earlier one's), so a rerun of some variants adds to or replaces those of the first run.
 
 Needs ``harmonypy`` (``pip install harmonypy``) for the ``harmony`` variant.
 """
@@ -126,6 +130,10 @@ def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict)
     ae.tl.cluster(both, k, random_state=seed, library_key="slide")
     for name in ("train", "new"):
         out[f"joint_{correction}_{name}"] = ari(both[both.obs["slide"] == name])
+        # where a difference to the own model comes from: the joint embedding, or the shared clustering
+        alone = both[both.obs["slide"] == name].copy()
+        ae.tl.cluster(alone, k, random_state=seed)
+        out[f"joint_{correction}_{name}_alone"] = ari(alone)
     lisi = compute_lisi(both.obsm["X_aestetik"], both.obs[["slide"]], ["slide"])
     out[f"joint_{correction}_ilisi"] = float(np.median(lisi))
 
@@ -189,8 +197,11 @@ def main() -> None:
     data = Path(args.data_dir)
     records = []
     if args.load:
-        for path in args.load:
-            records += json.loads(Path(path).read_text())["records"]
+        by_seed: dict[int, dict] = {}
+        for path in args.load:  # records of one seed in several files are joined, later keys win
+            for r in json.loads(Path(path).read_text())["records"]:
+                by_seed.setdefault(r["seed"], {}).update(r)
+        records = list(by_seed.values())
         args.seeds = sorted({r["seed"] for r in records})
     for seed in [] if args.load else args.seeds:
         rec = run(data / f"{args.train}.h5ad", data / f"{args.new}.h5ad", seed, args.variants)
@@ -216,6 +227,12 @@ def print_table(records: list[dict], args) -> None:
         ("  same embedding, clustered anew", "transfer_recluster", None, None),
         ("transfer, new slide scaled on its own", "transfer_selfscaled", "train_slide_selfscaled", None),
         ("joint, pooled (no correction)", "joint_pooled_new", "joint_pooled_train", "joint_pooled_ilisi"),
+        (
+            "  same embedding, each slide clustered alone",
+            "joint_pooled_new_alone",
+            "joint_pooled_train_alone",
+            None,
+        ),
         ("joint, per-slide scaling", "joint_scaled_new", "joint_scaled_train", "joint_scaled_ilisi"),
         ("joint, Harmony", "joint_harmony_new", "joint_harmony_train", "joint_harmony_ilisi"),
         ("with morphology: own model of the new slide", "own_morphology", None, None),

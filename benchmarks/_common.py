@@ -56,10 +56,10 @@ def write_json(path: str | Path, obj: dict) -> None:
     Path(path).write_text(json.dumps(obj, indent=1))
 
 
-def merge_records(records: list[dict]) -> list[dict]:
-    """One ``bench_quality.py`` record per (data set, seed): runs of different columns saved
+def merge_records(records: list[dict], keys: tuple[str, ...] = ("data", "seed")) -> list[dict]:
+    """One record per value of ``keys`` (``bench_quality.py``: data set and seed): runs saved
     separately are joined, later records replacing the keys of earlier ones."""
-    merged: dict[tuple[str, int], dict] = {}
+    merged: dict[tuple, dict] = {}
     for r in records:
-        merged.setdefault((r["data"], r["seed"]), {}).update(r)
+        merged.setdefault(tuple(r[k] for k in keys), {}).update(r)
     return list(merged.values())

@@ -55,7 +55,7 @@ from sklearn.metrics import adjusted_rand_score
 import aestetik as ae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, annotation, write_json
+from _common import SHARED_DATA, annotation, merge_records, write_json
 
 warnings.filterwarnings("ignore")
 sc.settings.verbosity = "warning"  # aestetik logs through scanpy
@@ -129,9 +129,10 @@ def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict)
     out[f"joint_{correction}_s"] = time.perf_counter() - t0
     ae.tl.cluster(both, k, random_state=seed, library_key="slide")
     for name in ("train", "new"):
-        out[f"joint_{correction}_{name}"] = ari(both[both.obs["slide"] == name])
+        part = both[both.obs["slide"] == name]
+        out[f"joint_{correction}_{name}"] = ari(part)
         # where a difference to the own model comes from: the joint embedding, or the shared clustering
-        alone = both[both.obs["slide"] == name].copy()
+        alone = part.copy()
         ae.tl.cluster(alone, k, random_state=seed)
         out[f"joint_{correction}_{name}_alone"] = ari(alone)
     lisi = compute_lisi(both.obsm["X_aestetik"], both.obs[["slide"]], ["slide"])
@@ -197,11 +198,9 @@ def main() -> None:
     data = Path(args.data_dir)
     records = []
     if args.load:
-        by_seed: dict[int, dict] = {}
-        for path in args.load:  # records of one seed in several files are joined, later keys win
-            for r in json.loads(Path(path).read_text())["records"]:
-                by_seed.setdefault(r["seed"], {}).update(r)
-        records = list(by_seed.values())
+        for path in args.load:
+            records += json.loads(Path(path).read_text())["records"]
+        records = merge_records(records, keys=("seed",))  # one seed's records in several files: joined
         args.seeds = sorted({r["seed"] for r in records})
     for seed in [] if args.load else args.seeds:
         rec = run(data / f"{args.train}.h5ad", data / f"{args.new}.h5ad", seed, args.variants)

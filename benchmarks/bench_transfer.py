@@ -32,7 +32,9 @@ model, ``train s`` the time of ``tl.embed`` on the training slide.
         [--out benchmarks/results/transfer_cpu.json] [--load benchmarks/results/transfer_cpu*.json]
 
 ``--load`` joins the records of one seed from several files (a later file's keys replace an
-earlier one's), so a rerun of some variants adds to or replaces those of the first run.
+earlier one's), so a rerun of some variants adds to or replaces those of the first run. A row
+measured at fewer seeds than the table says so; after the table, transfer and the pooled joint
+model minus each slide's own model, seed by seed.
 
 Needs ``harmonypy`` (``pip install harmonypy``) for the ``harmony`` variant.
 """
@@ -217,6 +219,10 @@ def print_table(records: list[dict], args) -> None:
         v = [r[key] for r in records if key in r]
         return f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})" if v else "-"
 
+    def n_seeds(*keys: str | None) -> str:
+        n = {sum(key in r for r in records) for key in keys if key}
+        return "" if n <= {len(seeds)} else f"  [{'/'.join(map(str, sorted(n)))} seeds]"
+
     seeds = sorted({r["seed"] for r in records})
     print(f"\n{args.train} (train) and {args.new} (new), seeds {seeds}: median ARI (min-max), K from the annotation")
     print(f"{'':44}{'ARI ' + args.new:>22}{'ARI ' + args.train:>22}  iLISI")
@@ -247,7 +253,9 @@ def print_table(records: list[dict], args) -> None:
     for name, new_key, train_key, lisi_key in rows:
         print(
             f"{name:44}{med(new_key):>22}{med(train_key) if train_key else '':>22}  {med(lisi_key) if lisi_key else ''}"
+            + n_seeds(new_key, train_key)
         )
+    print_paired(records)
     with_time = [r for r in records if "embed_s" in r]
     if with_time:
         ratio = [r["embed_s"] / r["train_s"] for r in with_time]
@@ -255,6 +263,22 @@ def print_table(records: list[dict], args) -> None:
             f"time: features + embedding of the new slide with the model {med('embed_s')} s, "
             f"features + training on {args.train} {med('train_s')} s (ratio {statistics.median(ratio):.3f})"
         )
+
+
+def print_paired(records: list[dict]) -> None:
+    """Transfer and the joint model against each slide's own model, seed by seed (same clustering)."""
+    pairs = (
+        ("transfer - own model, new slide", "transfer", "own"),
+        ("joint, pooled - own model, train slide", "joint_pooled_train", "own_train"),
+        ("joint, pooled - own model, new slide", "joint_pooled_new", "own"),
+    )
+    for name, key, own in pairs:
+        d = [r[key] - r[own] for r in records if key in r and own in r]
+        if d:
+            print(
+                f"{name}, same seed: median {statistics.median(d):+.3f} "
+                f"({min(d):+.3f} to {max(d):+.3f}), behind at {sum(x < 0 for x in d)} of {len(d)} seeds"
+            )
 
 
 if __name__ == "__main__":

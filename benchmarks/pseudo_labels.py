@@ -11,8 +11,12 @@ triplet loss pulls the embedding towards. Variants:
 * starts of the Bayesian Gaussian mixture: ``kmeans`` or ``random`` (the published method).
 
     python benchmarks/pseudo_labels.py [--seeds 0 1 2 3 4] [--only dlpfc_151673]
+    python benchmarks/pseudo_labels.py --confidence [--seeds 0 1 2]
 
-Prints, per data set and variant, the median ARI over seeds and its range.
+Prints, per data set and variant, the median ARI over seeds and its range. ``--confidence``
+looks at the default pseudo-labels only (3000 genes, the default neighbours, k-means starts):
+for mixture-posterior thresholds 0.9, 0.99 and 0.999, the share of spots above it and the ARI
+of the pseudo-labels on the annotated spots above and below it (medians over seeds).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
 from aestetik._clustering import fit_clusters
+from aestetik._model import default_pseudo_label_neighbors
 from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,8 +59,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--data-dir", default=str(SHARED_DATA))
+    p.add_argument("--confidence", action="store_true", help="ARI above and below posterior thresholds")
     args = p.parse_args()
     files = data_files(args.data_dir, args.only)
+    if args.confidence:
+        confidence(files, args.seeds)
+        return
     print(f"ARI of the expression pseudo-labels, median (min-max) over seeds {args.seeds}")
     print(f"{'data set':<24}{'genes':>8}{'neighbours':>11}{'starts':>8}  ARI")
     for path in files:
@@ -76,6 +85,32 @@ def main() -> None:
                 f"({min(aris):.3f}-{max(aris):.3f})",
                 flush=True,
             )
+
+
+THRESHOLDS = (0.9, 0.99, 0.999)
+
+
+def confidence(files: list[Path], seeds: list[int]) -> None:
+    """How often the default pseudo-labels are right where the mixture is sure of them, and elsewhere."""
+    print(f"default pseudo-labels by mixture posterior; medians over seeds {seeds}")
+    print(f"{'data set':<24}{'neighbours':>11}{'posterior >':>12}{'share':>7}{'ARI above':>10}{'ARI below':>10}")
+    for path in files:
+        adata, lab, truth, k = read_annotated(path)
+        ae.pp.transcriptomics(adata)
+        rows, cols = (adata.obs[c].to_numpy() for c in ("array_row", "array_col"))
+        n = default_pseudo_label_neighbors(rows, cols)
+        xy = np.asarray(adata.obsm["spatial"])[:, :2]  # as the variants above
+        x = neighbour_mean(adata.obsm["X_pca_transcriptomics"], knn_indices(xy, n))
+        fits = [fit_clusters(x, k, random_state=s)[:2] for s in seeds]
+        for t in THRESHOLDS:
+            share, above, below = [], [], []
+            for labels, proba in fits:
+                sure = proba[lab] > t
+                share.append(float((proba > t).mean()))
+                above.append(adjusted_rand_score(truth[sure], labels[lab][sure]))
+                below.append(adjusted_rand_score(truth[~sure], labels[lab][~sure]))
+            med = statistics.median
+            print(f"{path.stem:<24}{n:>11}{t:>12}{med(share):>7.2f}{med(above):>10.3f}{med(below):>10.3f}", flush=True)
 
 
 if __name__ == "__main__":

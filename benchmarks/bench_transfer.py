@@ -103,6 +103,13 @@ def transfer(
         out["transfer_recluster"] = ari(new, "recluster")
 
 
+def pooled(train, new):
+    """Both slides in one AnnData, ``obs["slide"]`` = ``"train"`` / ``"new"`` (categorical)."""
+    both = ad.concat({"train": train, "new": new}, label="slide", index_unique="-", uns_merge="unique")
+    both.obs["slide"] = both.obs["slide"].astype("category")
+    return both
+
+
 def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict) -> None:
     """One model on both slides; per-slide ARI of one clustering, and iLISI of the slides.
 
@@ -113,8 +120,7 @@ def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict)
     """
     from harmonypy import compute_lisi, run_harmony
 
-    both = ad.concat({"train": train, "new": new}, label="slide", index_unique="-", uns_merge="unique")
-    both.obs["slide"] = both.obs["slide"].astype("category")
+    both = pooled(train, new)
     ae.pp.transcriptomics(both, random_state=seed, library_key="slide" if correction == "scaled" else None)
     if correction.startswith("morphology"):
         per_slide = correction == "morphology_scaled"
@@ -220,8 +226,9 @@ def print_table(records: list[dict], args) -> None:
         return f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})" if v else "-"
 
     def n_seeds(*keys: str | None) -> str:
-        n = {sum(key in r for r in records) for key in keys if key}
-        return "" if n <= {len(seeds)} else f"  [{'/'.join(map(str, sorted(n)))} seeds]"
+        """`` [5 seeds]`` after a row measured at fewer seeds than the table's."""
+        counts = {sum(key in r for r in records) for key in keys if key} - {0, len(seeds)}
+        return f"  [{'/'.join(map(str, sorted(counts)))} seeds]" if counts else ""
 
     seeds = sorted({r["seed"] for r in records})
     print(f"\n{args.train} (train) and {args.new} (new), seeds {seeds}: median ARI (min-max), K from the annotation")

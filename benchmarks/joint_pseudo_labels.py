@@ -28,7 +28,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import scanpy as sc
 from sklearn.metrics import adjusted_rand_score
@@ -39,7 +38,7 @@ from aestetik._neighbors import knn_indices, neighbour_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, annotation
-from bench_transfer import read_pair
+from bench_transfer import pooled, read_pair
 
 warnings.filterwarnings("ignore")
 sc.settings.verbosity = "error"  # aestetik logs through scanpy
@@ -53,40 +52,40 @@ def smoothed(adata, samples: np.ndarray | None = None, key: str = "X_pca_transcr
     return neighbour_mean(adata.obsm[key], knn_indices(xy, 6, samples=samples))
 
 
-def per_slide_ari(both, labels: np.ndarray) -> list[float]:
-    out = []
-    for name in SLIDES:
-        part = (both.obs["slide"] == name).to_numpy()
-        lab, truth, _ = annotation(both[part])
-        out.append(float(adjusted_rand_score(truth, labels[part][lab])))
-    return out
+def ari_on(part, labels: np.ndarray) -> float:
+    """ARI of one slide's ``labels`` on its annotated spots."""
+    lab, truth, _ = annotation(part)
+    return float(adjusted_rand_score(truth, labels[lab]))
+
+
+def clustered_together(both, k: int, seed: int, key: str = "X_pca_transcriptomics") -> list[float]:
+    """One clustering of both slides' features: its ARI on each slide."""
+    codes = both.obs["slide"].cat.codes.to_numpy()
+    labels = fit_clusters(smoothed(both, codes, key), k, random_state=seed)[0]
+    return [ari_on(both[mask], labels[mask]) for mask in (both.obs["slide"] == name for name in SLIDES)]
+
+
+def clustered_alone(slides, k: int, seed: int) -> list[float]:
+    """Each slide's features clustered on their own."""
+    return [ari_on(a, fit_clusters(smoothed(a), k, random_state=seed)[0]) for a in slides]
 
 
 def one_seed(train, new, k: int, seed: int) -> dict[str, list[float]]:
-    res: dict[str, list[float]] = {"own": []}
-    for a in (train, new):
-        a = a.copy()
+    own = [a.copy() for a in (train, new)]
+    for a in own:
         ae.pp.transcriptomics(a, random_state=seed)
-        lab, truth, _ = annotation(a)
-        res["own"].append(float(adjusted_rand_score(truth, fit_clusters(smoothed(a), k, random_state=seed)[0][lab])))
+    res = {"own": clustered_alone(own, k, seed)}
     for correction in ("pooled", "per-slide scaling"):
-        both = ad.concat({"train": train, "new": new}, label="slide", index_unique="-", uns_merge="unique")
-        both.obs["slide"] = both.obs["slide"].astype("category")
+        both = pooled(train, new)
         ae.pp.transcriptomics(both, random_state=seed, library_key="slide" if correction != "pooled" else None)
-        codes = both.obs["slide"].cat.codes.to_numpy()
-        res[correction] = per_slide_ari(both, fit_clusters(smoothed(both, codes), k, random_state=seed)[0])
-        res[f"{correction}, each alone"] = [
-            float(adjusted_rand_score(a_truth, fit_clusters(smoothed(part), k, random_state=seed)[0][a_lab]))
-            for part in (both[both.obs["slide"] == name] for name in SLIDES)
-            for a_lab, a_truth, _ in [annotation(part)]
-        ]
+        res[correction] = clustered_together(both, k, seed)
+        res[f"{correction}, each alone"] = clustered_alone([both[both.obs["slide"] == n] for n in SLIDES], k, seed)
         if correction == "pooled":
-            x = both.obsm["X_pca_transcriptomics"]
-            d = x[codes == 1].mean(0) - x[codes == 0].mean(0)
+            x, codes = both.obsm["X_pca_transcriptomics"], both.obs["slide"].cat.codes.to_numpy()
+            d = x[codes == 1].mean(0) - x[codes == 0].mean(0)  # the axis between the two slides' means
             u = d / np.linalg.norm(d)
             both.obsm["X_noaxis"] = x - np.outer(x @ u, u)
-            labels = fit_clusters(smoothed(both, codes, "X_noaxis"), k, random_state=seed)[0]
-            res["pooled, slide axis removed"] = per_slide_ari(both, labels)
+            res["pooled, slide axis removed"] = clustered_together(both, k, seed, "X_noaxis")
     return res
 
 

@@ -119,9 +119,9 @@ def test_dlpfc_model_of_151673_applied_to_151674():
     """A model trained on 151673 embeds 151674 without training; its domains (those of 151673)
     against 151674's own model, both on the genes the two files share.
 
-    benchmarks/results/transfer_cpu.txt (``bench_transfer.py``, this CPU, seeds 0-4): transfer
-    0.623 (0.604-0.651), own model 0.596 (0.584-0.607), transfer ahead at every seed (by
-    0.016-0.058); seed 0: 0.651 against 0.593.
+    benchmarks/results/transfer_cpu.txt (``bench_transfer.py``, this CPU, seeds 0-9): transfer
+    0.624 (0.604-0.651), own model 0.592 (0.581-0.607), transfer ahead at every seed (by
+    0.014-0.057); seed 0: 0.651 against 0.593.
     """
     train, _ = _read("dlpfc_151673")
     new, lab = _read("dlpfc_151674")

@@ -1,7 +1,8 @@
 """Models across slides: one slide's model applied to another, and one model trained on two.
 
-For every seed, on two annotated slides of one donor (default DLPFC 151673 -> 151674), K = 7,
-restricted to the genes the two files share (2340 of their 5000 on 151673/151674):
+For every seed, on two annotated slides (default DLPFC 151673 -> 151674, one donor), K from the
+training slide's annotation, restricted to the genes the two files share (2340 of their 5000
+on 151673/151674; 289 on 151673/151510, whose file holds 500 genes):
 
 * ``own``: ``pp.transcriptomics`` + ``tl.embed`` + ``tl.cluster`` fitted on the new slide itself;
 * ``transfer``: the model of the training slide (``tl.embed(..., return_model=True)``); the new
@@ -16,7 +17,9 @@ restricted to the genes the two files share (2340 of their 5000 on 151673/151674
   windows and pseudo-label neighbours stay inside each slide; one ``tl.cluster`` call), with
   the expression features ``pooled`` (no correction), ``scaled`` (``pp.transcriptomics(...,
   library_key="slide")``: every slide centred and scaled on its own) or ``harmony``
-  (``harmonypy.run_harmony`` on the pooled PCs); ARI per slide, the ARI of each slide's part of
+  (``harmonypy.run_harmony`` on the pooled PCs), or ``anchored`` (pooled features, and
+  ``pseudo_label_reference="train"`` in ``tl.embed``: every pseudo-label clustering fitted on the
+  training slide, the new slide's spots assigned to it); ARI per slide, the ARI of each slide's part of
   the joint embedding clustered alone (``*_alone``: it tells a weaker embedding from a costlier
   shared clustering), and the mixing of the slides in the embedding as the median iLISI
   (``harmonypy.compute_lisi``; 1 = no mixing, 2 = perfect for two slides).
@@ -31,10 +34,11 @@ model, ``train s`` the time of ``tl.embed`` on the training slide.
     python benchmarks/bench_transfer.py [--seeds 0 1 2] [--train dlpfc_151673 --new dlpfc_151674]
         [--out benchmarks/results/transfer_cpu.json] [--load benchmarks/results/transfer_cpu*.json]
 
-``--load`` joins the records of one seed from several files (a later file's keys replace an
-earlier one's), so a rerun of some variants adds to or replaces those of the first run. A row
-measured at fewer seeds than the table says so; after the table, transfer and the pooled joint
-model minus each slide's own model, seed by seed.
+``--load`` joins the records of one seed from several files of one pair of slides (a later
+file's keys replace an earlier one's), so a rerun of some variants adds to or replaces those
+of the first run; the table names the pair the files hold. A row measured at fewer seeds than
+the table says so; after the table, transfer and the joint models minus each slide's own
+model, seed by seed (with the p-value of a Wilcoxon signed-rank test from 5 seeds on).
 
 Needs ``harmonypy`` (``pip install harmonypy``) for the ``harmony`` variant.
 """
@@ -127,6 +131,8 @@ def joint(train, new, k: int, opts: dict, seed: int, correction: str, out: dict)
         ae.pp.morphology(both, library_key="sample_id", scale_per_library=per_slide, show_progress_bar=False)
         opts = opts | {"morphology_weight": 1.5}
     key = "X_pca_transcriptomics"
+    if correction == "anchored":
+        opts = opts | {"pseudo_label_reference": "train"}
     if correction == "harmony":
         # harmonypy directly: scanpy 1.11's harmony_integrate transposes harmonypy 2's (N, d) output
         z = np.asarray(run_harmony(both.obsm[key], both.obs, "slide", random_state=seed).Z_corr)
@@ -178,13 +184,21 @@ def run(train_path: Path, new_path: Path, seed: int, variants: list[str]) -> dic
         out["own_morphology"] = ari(own)
     if "transfer_morphology" in variants:
         transfer(train.copy(), new.copy(), k, opts, seed, selfscaled=False, out=out, morphology=True)
-    for correction in ("pooled", "scaled", "harmony", "morphology", "morphology_scaled"):
+    for correction in ("pooled", "anchored", "scaled", "harmony", "morphology", "morphology_scaled"):
         if f"joint_{correction}" in variants:
             joint(train, new, k, opts, seed, correction, out)
     return out
 
 
-VARIANTS = ["own", "transfer", "transfer_selfscaled", "joint_pooled", "joint_scaled", "joint_harmony"]
+VARIANTS = [
+    "own",
+    "transfer",
+    "transfer_selfscaled",
+    "joint_pooled",
+    "joint_anchored",
+    "joint_scaled",
+    "joint_harmony",
+]
 MORPHOLOGY = [
     "own_morphology",
     "transfer_morphology",
@@ -206,8 +220,16 @@ def main() -> None:
     data = Path(args.data_dir)
     records = []
     if args.load:
+        pairs = set()
         for path in args.load:
-            records += json.loads(Path(path).read_text())["records"]
+            saved = json.loads(Path(path).read_text())
+            records += saved["records"]
+            pairs.add((saved["train"], saved["new"]))
+        if len(pairs) > 1:
+            raise SystemExit(
+                f"--load: the files hold different pairs of slides {sorted(pairs)}; load one pair at a time"
+            )
+        args.train, args.new = pairs.pop()  # the table names the slides of the files, not the defaults
         records = merge_records(records, keys=("seed",))  # one seed's records in several files: joined
         args.seeds = sorted({r["seed"] for r in records})
     for seed in [] if args.load else args.seeds:
@@ -245,6 +267,12 @@ def print_table(records: list[dict], args) -> None:
             "joint_pooled_train_alone",
             None,
         ),
+        (
+            "joint, pseudo-labels of the train slide",
+            "joint_anchored_new",
+            "joint_anchored_train",
+            "joint_anchored_ilisi",
+        ),
         ("joint, per-slide scaling", "joint_scaled_new", "joint_scaled_train", "joint_scaled_ilisi"),
         ("joint, Harmony", "joint_harmony_new", "joint_harmony_train", "joint_harmony_ilisi"),
         ("with morphology: own model of the new slide", "own_morphology", None, None),
@@ -278,13 +306,19 @@ def print_paired(records: list[dict]) -> None:
         ("transfer - own model, new slide", "transfer", "own"),
         ("joint, pooled - own model, train slide", "joint_pooled_train", "own_train"),
         ("joint, pooled - own model, new slide", "joint_pooled_new", "own"),
+        ("joint, pseudo-labels of the train slide - own model, train slide", "joint_anchored_train", "own_train"),
+        ("joint, pseudo-labels of the train slide - own model, new slide", "joint_anchored_new", "own"),
     )
+    from scipy.stats import wilcoxon
+
     for name, key, own in pairs:
         d = [r[key] - r[own] for r in records if key in r and own in r]
         if d:
+            # two-sided Wilcoxon signed-rank test of the paired differences (exact below 50 seeds)
+            p = f", Wilcoxon p = {wilcoxon(d).pvalue:.3f}" if len(d) >= 5 and any(d) else ""
             print(
                 f"{name}, same seed: median {statistics.median(d):+.3f} "
-                f"({min(d):+.3f} to {max(d):+.3f}), behind at {sum(x < 0 for x in d)} of {len(d)} seeds"
+                f"({min(d):+.3f} to {max(d):+.3f}), behind at {sum(x < 0 for x in d)} of {len(d)} seeds{p}"
             )
 
 

@@ -231,6 +231,37 @@ def test_joint_model_of_two_slides_corrects_the_slide_effect():
     assert min(scaled) > max(pooled) + 0.2
 
 
+def test_pseudo_labels_of_a_reference_slide():
+    """pseudo_label_reference: the reference slide's pseudo-labels are its own clustering, the others assigned."""
+    both = ae.datasets.synthetic(n_spots=200, n_samples=2, random_state=0)
+    ae.pp.transcriptomics(both)
+    first = both[both.obs["sample"] == "synthetic_0"].copy()
+    opts = {"n_clusters": 3, "show_progress_bar": False}
+    anchored = ae.AESTETIK(both, library_key="sample", pseudo_label_reference="synthetic_0", **opts)
+    alone = ae.AESTETIK(first, **opts)  # the same features: the clusters of this slide alone
+    on_first = (both.obs["sample"] == "synthetic_0").to_numpy()
+    np.testing.assert_array_equal(anchored.pseudo_labels[on_first], alone.pseudo_labels)
+    assert set(anchored.pseudo_labels[~on_first, 0]) <= set(alone.pseudo_labels[:, 0])
+    assert anchored.params()["pseudo_label_reference"] == "synthetic_0"
+    anchored.train(max_epochs=3, show_progress_bar=False)  # the update after epochs 1 and 2 is anchored too
+    assert anchored.pseudo_labels_updated_at == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pseudo_label_reference": "synthetic_0"}, "needs library_key"),
+        ({"pseudo_label_reference": "synthetic_9", "library_key": "sample"}, r"not a slide of adata.obs\['sample'\]"),
+    ],
+)
+def test_pseudo_label_reference_errors(options, message):
+    both = ae.datasets.synthetic(n_spots=100, n_samples=2, random_state=0)
+    ae.pp.transcriptomics(both)
+    with pytest.raises(ValueError, match=message):
+        ae.tl.embed(both, **FAST, **options)
+    assert "X_aestetik" not in both.obsm
+
+
 def test_per_slide_scaling_projects_each_slide_on_its_own():
     both = ae.datasets.synthetic(n_spots=200, n_samples=2, batch_effect=0.5, random_state=0)
     ae.pp.transcriptomics(both, library_key="sample")

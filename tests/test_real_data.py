@@ -141,3 +141,37 @@ def test_dlpfc_model_of_151673_applied_to_151674():
     ari_transfer, ari_own = _ari(new, lab, "aestetik_clusters"), _ari(own, lab, "aestetik_clusters")
     assert ari_transfer > 0.60, ari_transfer
     assert ari_transfer > ari_own, (ari_transfer, ari_own)
+
+
+def _joint(slides: dict[str, ad.AnnData], **options) -> dict[str, float]:
+    """One model on the slides (pooled expression features, one ``tl.cluster`` call): ARI per slide."""
+    both = ad.concat(slides, label="slide", index_unique="-", uns_merge="unique")
+    both.obs["slide"] = both.obs["slide"].astype("category")
+    ae.pp.transcriptomics(both)
+    ae.tl.embed(both, n_clusters=7, morphology_weight=0.0, library_key="slide", show_progress_bar=False, **options)
+    ae.tl.cluster(both, 7, library_key="slide")
+    out = {}
+    for name in slides:
+        part = both[both.obs["slide"] == name]
+        out[name] = _ari(part, part.obs["is_labelled"].to_numpy(bool), "aestetik_clusters")
+    return out
+
+
+def test_dlpfc_joint_model_of_two_donors_with_reference_pseudo_labels():
+    """151673 and 151510 (two donors, the 289 genes the files share) in one model: one clustering
+    of both slides splits them by slide; the pseudo-labels of 151673 (``pseudo_label_reference``)
+    give both slides their domains.
+
+    benchmarks/results/transfer_cpu_151673to151510.txt (``bench_transfer.py``, this CPU, seeds
+    0-3), seed 0: pooled 0.496 (151673) / 0.495 (151510), with the pseudo-labels of 151673 0.557 /
+    0.617 (ahead at every seed, by 0.029-0.061 and 0.056-0.144); own models 0.555 / 0.495.
+    """
+    first, _ = _read("dlpfc_151673")
+    second, _ = _read("dlpfc_151510")
+    shared = first.var_names.intersection(second.var_names)
+    slides = {"151673": first[:, shared].copy(), "151510": second[:, shared].copy()}
+    pooled = _joint(slides)
+    anchored = _joint(slides, pseudo_label_reference="151673")
+    for name in slides:
+        assert anchored[name] > pooled[name] + 0.03, (name, anchored, pooled)
+    assert anchored["151673"] > 0.54 and anchored["151510"] > 0.58, anchored

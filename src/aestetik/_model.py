@@ -23,13 +23,14 @@ from anndata import AnnData
 from tqdm.auto import tqdm
 
 from aestetik import _logging as logger
-from aestetik._clustering import check_method, check_mixture_init, fit_clusters, refine_labels
+from aestetik._clustering import assign_clusters, check_method, check_mixture_init, fit_clusters, refine_labels
 from aestetik._neighbors import knn_indices, neighbour_mean
 from aestetik._patches import MIN_TEXTURE_SIDE_PX
 from aestetik._spatialdata import check_data
 from aestetik._utils import (
     check_int,
     checked_lattice,
+    library_ids,
     obsm_features,
     sample_codes,
     spatial_coordinates,
@@ -88,6 +89,7 @@ class Settings:
     pseudo_label_max_spots: int | None = 100_000
     refine_pseudo_labels: int = 0
     pseudo_label_updates: int = PSEUDO_LABEL_UPDATES
+    pseudo_label_reference: str | None = None
     total_weight: float = 3.0
     rec_alpha: float = 1.0
     triplet_alpha: float = 1.0
@@ -185,16 +187,24 @@ def training_features(x_expr: np.ndarray, x_morph: np.ndarray | None) -> tuple[n
     return (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]), scaling
 
 
-def cluster_labels(x: np.ndarray, s: Settings, refine: tuple) -> tuple[np.ndarray, int]:
-    """Pseudo-labels of one modality: the clustering of ``x``, optionally refined in space."""
-    labels, proba, _ = fit_clusters(
-        x,
+def cluster_labels(
+    x: np.ndarray, s: Settings, refine: tuple, fit_on: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Pseudo-labels of one modality: the clustering of ``x``, optionally refined in space.
+
+    ``fit_on`` (a boolean mask of the rows, e.g. one slide's spots): the clusters are fitted
+    on those rows only and every row is assigned to them.
+    """
+    labels, proba, info = fit_clusters(
+        x if fit_on is None else x[fit_on],
         s.n_clusters,
         method=s.clustering_method,
         random_state=s.random_state,
         mixture_init=s.mixture_init,
         max_spots=s.pseudo_label_max_spots,
     )
+    if fit_on is not None:
+        labels, proba = assign_clusters(x, info["model"])
     n_neighbors, coords, samples = refine
     if n_neighbors > 0:
         labels = refine_labels(labels, coords, proba=proba, samples=samples, n_neighbors=n_neighbors)
@@ -202,9 +212,40 @@ def cluster_labels(x: np.ndarray, s: Settings, refine: tuple) -> tuple[np.ndarra
     return labels, int(labels.max()) + 1
 
 
-def _relabel(embedding: np.ndarray, *, settings: Settings, refine: tuple) -> np.ndarray:
+def _relabel(
+    embedding: np.ndarray, *, settings: Settings, refine: tuple, fit_on: np.ndarray | None = None
+) -> np.ndarray:
     """The updated pseudo-labels of a self-training step: the clusters of the current embedding."""
-    return cluster_labels(embedding, settings, refine)[0]
+    return cluster_labels(embedding, settings, refine, fit_on)[0]
+
+
+def reference_spots(table: AnnData, s: Settings) -> np.ndarray | None:
+    """The spots of the ``pseudo_label_reference`` slide (a boolean mask), or ``None`` for all spots."""
+    if s.pseudo_label_reference is None:
+        return None
+    if s.library_key is None:
+        raise ValueError(
+            f"pseudo_label_reference={s.pseudo_label_reference!r} needs library_key, the obs column that "
+            "names each spot's slide"
+        )
+    ids = library_ids(table, s.library_key)
+    mask = ids == str(s.pseudo_label_reference)
+    if not mask.any():
+        slides = sorted(set(ids.tolist()))
+        raise ValueError(
+            f"pseudo_label_reference={s.pseudo_label_reference!r} is not a slide of adata.obs[{s.library_key!r}] "
+            f"(its slides: {slides[:10]}{' ...' if len(slides) > 10 else ''})"
+        )
+    if mask.sum() < s.n_clusters:
+        raise ValueError(
+            f"pseudo_label_reference={s.pseudo_label_reference!r} has {int(mask.sum())} spots, fewer than "
+            f"n_clusters={s.n_clusters}"
+        )
+    logger.info(
+        f"tl.embed: pseudo-label clusters fitted on the {int(mask.sum())} spots of slide "
+        f"{s.pseudo_label_reference!r}; the {int((~mask).sum())} spots of the other slides are assigned to them"
+    )
+    return mask
 
 
 def pseudo_labels(
@@ -216,13 +257,15 @@ def pseudo_labels(
     coords: np.ndarray | None,
     refine: tuple,
     samples: np.ndarray,
+    fit_on: np.ndarray | None = None,
     show_progress_bar: bool = False,
 ) -> tuple[np.ndarray, list[int], tuple[float, float]]:
     """``(N, 2)`` pseudo-labels (expression, morphology), clusters found, and the weights.
 
     Each modality with a positive weight is clustered after averaging every spot's
-    features with its ``pseudo_label_neighbors`` nearest spots; a modality whose labels
-    collapse to one cluster gets weight 0.
+    features with its ``pseudo_label_neighbors`` nearest spots (the clusters fitted on the
+    ``fit_on`` spots only, if given); a modality whose labels collapse to one cluster gets
+    weight 0.
     """
     w = list(weights)
     if s.pseudo_label_neighbors:
@@ -235,7 +278,7 @@ def pseudo_labels(
     bar = tqdm(todo, desc="pseudo-labels", unit="modality", disable=not show_progress_bar, leave=False)
     for m, name, x in bar:
         bar.set_postfix_str(f"{name}: {s.clustering_method}, K={s.n_clusters}")
-        labels[:, m], k[m] = cluster_labels(x, s, refine)
+        labels[:, m], k[m] = cluster_labels(x, s, refine, fit_on)
         if k[m] < 2:
             logger.warning("%s pseudo-labels collapsed to one cluster: %s weight set to 0", name, name)
             w[m] = 0.0
@@ -414,6 +457,7 @@ class AESTETIK:
         x_expr = obsm_features(table, s.expression_key, what="expression_key")
         x_morph = obsm_features(table, s.morphology_key, what="morphology_key") if has_morphology else None
         samples = sample_codes(table, s.library_key)
+        fit_on = reference_spots(table, s)
         rows, cols, used_keys, positions = checked_lattice(data, table, s.coord_keys, s.spatial_key, samples)
         if s.pseudo_label_neighbors is None:
             s = replace(s, pseudo_label_neighbors=default_pseudo_label_neighbors(rows, cols))
@@ -439,6 +483,7 @@ class AESTETIK:
             coords=coords,
             refine=refine,
             samples=samples,
+            fit_on=fit_on,
             show_progress_bar=show_progress_bar,
         )
         self.timings["pseudo_labels"] = time.perf_counter() - t0
@@ -453,7 +498,7 @@ class AESTETIK:
         self.n_expression = x_expr.shape[1]
         features, self.scaling = training_features(x_expr, x_morph if self.uses_morphology else None)
         self._inputs = Inputs(features, index, samples)
-        self._refine = refine
+        self._refine, self._fit_on = refine, fit_on
         self.preprocessing = _preprocessing_states(table, s, self.uses_morphology)
         self.module = self._build_module(features.shape[1])
         self._rng_state = torch.get_rng_state()  # train() starts from here, whatever runs in between
@@ -602,7 +647,7 @@ class AESTETIK:
             )
             return None
         # a partial of a module-level function, not a closure: ddp_spawn pickles the callbacks
-        relabel = functools.partial(_relabel, settings=s, refine=self._refine)
+        relabel = functools.partial(_relabel, settings=s, refine=self._refine, fit_on=self._fit_on)
         active = [m for m, w in enumerate(self.weights.values()) if w > 0]
         return PseudoLabelUpdate(at, relabel, columns=active, seed=s.random_state)
 

@@ -38,6 +38,7 @@ def embed(
     pseudo_label_max_spots: int | None = 100_000,
     refine_pseudo_labels: int = 0,
     pseudo_label_updates: int = PSEUDO_LABEL_UPDATES,
+    pseudo_label_reference: str | None = None,
     total_weight: float = 3.0,
     rec_alpha: float = 1.0,
     triplet_alpha: float = 1.0,
@@ -138,6 +139,15 @@ def embed(
         embedding sees each spot's whole window, the first pseudo-labels only its nearest
         spots, so the later labels follow the domains more closely. ``0``: the first
         pseudo-labels for the whole training, as the published method.
+    pseudo_label_reference
+        With ``library_key``: the slide (a value of ``obs[library_key]``) whose clusters are
+        the pseudo-labels of all slides. Each pseudo-label clustering (the first one and every
+        update) is fitted on this slide's spots only, and the spots of the other slides are
+        assigned to its clusters, as :func:`aestetik.tl.cluster` with ``reference`` does. For
+        slides of different donors or protocols, where one clustering of all slides splits
+        them by slide rather than by domain; pick the slide with the clearest structure.
+        ``None``: one clustering of all spots. "A model across slides" in the documentation
+        has the measurements.
     total_weight
         Sum of the two modality weights.
     rec_alpha, triplet_alpha
@@ -236,6 +246,7 @@ def embed(
         "pseudo_label_max_spots": pseudo_label_max_spots,
         "refine_pseudo_labels": refine_pseudo_labels,
         "pseudo_label_updates": pseudo_label_updates,
+        "pseudo_label_reference": pseudo_label_reference,
         "total_weight": total_weight,
         "rec_alpha": rec_alpha,
         "triplet_alpha": triplet_alpha,
@@ -277,7 +288,7 @@ def _params(model: AESTETIK, n_mc_passes: int) -> dict[str, Any]:
         "n_clusters", "morphology_weight", "window_size", "max_epochs", "expression_key", "morphology_key",
         "library_key", "coord_keys", "clustering_method", "mixture_init", "spatial_key",
         "pseudo_label_neighbors", "pseudo_label_coordinates", "pseudo_label_max_spots", "refine_pseudo_labels",
-        "pseudo_label_updates",
+        "pseudo_label_updates", "pseudo_label_reference",
         "total_weight", "rec_alpha", "triplet_alpha", "n_repeats", "batch_size", "lr", "weight_decay",
         "latent_dim", "hidden_channels", "kernel_size", "dropout", "n_ensemble", "n_mc_passes",
         "validation_fraction", "early_stopping_patience", "random_state",

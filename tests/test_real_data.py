@@ -164,7 +164,7 @@ def test_dlpfc_joint_model_of_two_donors_with_reference_pseudo_labels():
 
     benchmarks/results/transfer_cpu_151673to151510.txt (``bench_transfer.py``, this CPU, seeds
     0-3), seed 0: pooled 0.496 (151673) / 0.495 (151510), with the pseudo-labels of 151673 0.557 /
-    0.617 (ahead at every seed, by 0.029-0.061 and 0.056-0.144); own models 0.555 / 0.495.
+    0.617 (ahead at every seed, by 0.030-0.061 and 0.056-0.144); own models 0.555 / 0.495.
     """
     first, _ = _read("dlpfc_151673")
     second, _ = _read("dlpfc_151510")

@@ -56,6 +56,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import scanpy as sc
+from scipy.stats import wilcoxon
 from sklearn.metrics import adjusted_rand_score
 
 import aestetik as ae
@@ -309,8 +310,6 @@ def print_paired(records: list[dict]) -> None:
         ("joint, pseudo-labels of the train slide - own model, train slide", "joint_anchored_train", "own_train"),
         ("joint, pseudo-labels of the train slide - own model, new slide", "joint_anchored_new", "own"),
     )
-    from scipy.stats import wilcoxon
-
     for name, key, own in pairs:
         d = [r[key] - r[own] for r in records if key in r and own in r]
         if d:
